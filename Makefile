@@ -1,0 +1,54 @@
+# kmt — Kafka replication tester. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+export GOTOOLCHAIN ?= local
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN := bin/kmt
+# Arguments for `make run`, e.g. make run ARGS="--duration 5m --rate 5000".
+ARGS ?=
+TEST_TIMEOUT ?= 40m
+FUZZTIME ?= 10s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets with one line each.
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-22s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build bin/kmt.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kmt
+
+.PHONY: run
+run: build ## Run a two-region replication test on embedded clusters (kmt local).
+	./$(BIN) local $(ARGS)
+
+.PHONY: test-deps
+test-deps: ## Install the Debian tools the tests use (prometheus, kcat, chromium) when missing.
+	@bash scripts/test-deps.sh
+
+.PHONY: test
+test: test-deps ## Run every test with the race detector, then the fuzz targets briefly.
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 10s).
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+.PHONY: bench
+bench: ## Run the benchmarks (results go in docs/performance.md).
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck (when it installs).
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if $(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 -version >/dev/null 2>&1; then \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...; \
+	else echo "staticcheck unavailable here; skipped"; fi
+
+.PHONY: tidy-check
+tidy-check: ## Fail when go mod tidy would change go.mod or go.sum.
+	$(GO) mod tidy -diff

@@ -1,0 +1,84 @@
+package controller
+
+import (
+	"context"
+	"time"
+)
+
+// Cluster names one of the two Kafka clusters.
+type Cluster string
+
+// The two clusters of a replication test.
+const (
+	Source      Cluster = "source"
+	Destination Cluster = "destination"
+)
+
+// NetworkSpec describes a degradation of the WAN link between the regions
+// (the replicator's connections to the source cluster). Zero fields mean
+// "unchanged from a healthy link".
+type NetworkSpec struct {
+	Latency   time.Duration `json:"latency,omitempty"`    // added one-way delay
+	Jitter    time.Duration `json:"jitter,omitempty"`     // uniform +/- around Latency
+	Bandwidth int64         `json:"bandwidth,omitempty"`  // bytes per second cap, 0 = unlimited
+	LossPct   float64       `json:"loss_pct,omitempty"`   // packet loss percent (kubernetes netem); locally: stall probability per write
+	Stall     time.Duration `json:"stall,omitempty"`      // locally: how long a stalled write blocks
+	ResetPct  float64       `json:"reset_pct,omitempty"`  // percent of writes that reset the connection
+	Cut       bool          `json:"cut,omitempty"`        // full partition: nothing crosses
+}
+
+// Target is where a scenario's actions take effect: the embedded local
+// topology or two Kubernetes clusters. Every method returns once the action
+// has taken effect (a killed broker's replacement is Ready, a resize settled).
+type Target interface {
+	// Name returns "local" or "kubernetes".
+	Name() string
+	// KillBroker kills broker id ("random" picks one) of cluster and returns
+	// the id it killed. On Kubernetes the StatefulSet recreates the pod.
+	KillBroker(ctx context.Context, cluster Cluster, id string) (string, error)
+	// RestartBroker brings a killed broker back (local); on Kubernetes it
+	// deletes the pod and waits for its replacement.
+	RestartBroker(ctx context.Context, cluster Cluster, id string) error
+	// ResizeCluster sets the number of brokers of cluster.
+	ResizeCluster(ctx context.Context, cluster Cluster, brokers int) error
+	// Brokers returns the number of running brokers of cluster.
+	Brokers(ctx context.Context, cluster Cluster) (int, error)
+	// ScaleReplicator sets the number of replicator workers.
+	ScaleReplicator(ctx context.Context, workers int) error
+	// Replicators returns the current number of replicator workers.
+	Replicators(ctx context.Context) (int, error)
+	// KillReplicator stops every replicator worker abruptly, without
+	// committing, and starts the same number again.
+	KillReplicator(ctx context.Context) error
+	// Network degrades the WAN link until the returned undo is called.
+	Network(ctx context.Context, spec NetworkSpec) (undo func(context.Context) error, err error)
+	// AddPartitions grows topic to total partitions on both clusters.
+	AddPartitions(ctx context.Context, topic string, total int) error
+	// CreateTopic creates a topic on the source cluster and adds it to the
+	// workload.
+	CreateTopic(ctx context.Context, topic string, partitions int) error
+	// Sample returns the workload's cumulative counters now.
+	Sample(ctx context.Context) (Sample, error)
+	// Close removes every fault still injected.
+	Close(ctx context.Context) error
+}
+
+// Sample is a point-in-time reading of the workload's cumulative counters and
+// current latency, as the target measures them.
+type Sample struct {
+	Time       time.Time `json:"time"`
+	Produced   uint64    `json:"produced"`
+	Acked      uint64    `json:"acked"`
+	Received   uint64    `json:"received"`
+	Lost       uint64    `json:"lost"`
+	Duplicated uint64    `json:"duplicated"`
+	Reordered  uint64    `json:"reordered"`
+	Late       uint64    `json:"late"`
+	Foreign    uint64    `json:"foreign"`
+	// TargetRate is the configured produce rate, messages per second.
+	TargetRate float64 `json:"target_rate"`
+	// P99 is the end-to-end latency 99th percentile over the last interval.
+	P99 time.Duration `json:"p99_ns"`
+	// P50 is the end-to-end latency median over the last interval.
+	P50 time.Duration `json:"p50_ns"`
+}

@@ -1,0 +1,146 @@
+// Package kafkaconf turns kmt's connection settings (brokers, TLS, SASL,
+// timeouts) into sarama configuration, and connects with bounded retries so an
+// unreachable cluster fails with a clear message instead of hanging.
+package kafkaconf
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// DefaultVersion is the Kafka protocol version kmt speaks unless told
+// otherwise: 3.6, understood by every Kafka 3.x/4.x broker and by kfake.
+var DefaultVersion = sarama.V3_6_0_0
+
+// Conn is how to reach one Kafka cluster.
+type Conn struct {
+	// Brokers are the bootstrap addresses, host:port.
+	Brokers []string
+	// ClientID is sent to the brokers. Default "kmt".
+	ClientID string
+	// ConnectTimeout bounds the whole connect-with-retries. Default 30s.
+	ConnectTimeout time.Duration
+	// TLS, when non-nil, enables TLS with this configuration.
+	TLS *tls.Config
+	// SASL, when Mechanism is set, enables SASL authentication.
+	SASL SASL
+	// Dialer, when non-nil, opens every broker connection (kmt's WAN link
+	// uses it to sit between the replicator and the source cluster).
+	Dialer Dialer
+}
+
+// Dialer opens network connections; *net.Dialer satisfies it.
+type Dialer interface {
+	Dial(network, addr string) (netConn, error)
+}
+
+// SASL holds SASL credentials. Mechanism is "PLAIN", "SCRAM-SHA-256" or
+// "SCRAM-SHA-512".
+type SASL struct {
+	Mechanism string
+	User      string
+	Password  string
+}
+
+// String describes c without secrets.
+func (c Conn) String() string {
+	s := strings.Join(c.Brokers, ",")
+	if c.TLS != nil {
+		s += " (tls)"
+	}
+	if c.SASL.Mechanism != "" {
+		s += " (sasl " + c.SASL.Mechanism + " user " + c.SASL.User + ")"
+	}
+	return s
+}
+
+// Validate checks the settings without connecting.
+func (c Conn) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("no bootstrap brokers given")
+	}
+	for _, b := range c.Brokers {
+		if i := strings.LastIndexByte(b, ':'); i <= 0 || i == len(b)-1 {
+			return fmt.Errorf("broker address %q is not host:port", b)
+		}
+	}
+	return nil
+}
+
+// Sarama returns a sarama configuration for c with kmt's defaults. Callers
+// then set producer or consumer specifics.
+func (c Conn) Sarama() (*sarama.Config, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := sarama.NewConfig()
+	cfg.Version = DefaultVersion
+	cfg.ClientID = "kmt"
+	if c.ClientID != "" {
+		cfg.ClientID = c.ClientID
+	}
+	cfg.Net.DialTimeout = 5 * time.Second
+	cfg.Metadata.Retry.Max = 5
+	cfg.Metadata.Retry.Backoff = 200 * time.Millisecond
+	cfg.Metadata.RefreshFrequency = 30 * time.Second
+	if c.TLS != nil {
+		cfg.Net.TLS.Enable = true
+		cfg.Net.TLS.Config = c.TLS
+	}
+	if c.SASL.Mechanism != "" {
+		if err := applySASL(cfg, c.SASL); err != nil {
+			return nil, err
+		}
+	}
+	if c.Dialer != nil {
+		cfg.Net.Proxy.Enable = true
+		cfg.Net.Proxy.Dialer = proxyDialer{c.Dialer}
+	}
+	return cfg, nil
+}
+
+// Connect opens a sarama client, retrying with exponential backoff until
+// ConnectTimeout. The error names the brokers and the last cause.
+func Connect(ctx context.Context, c Conn, cfg *sarama.Config) (sarama.Client, error) {
+	timeout := c.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		client, err := sarama.NewClient(c.Brokers, cfg)
+		if err == nil {
+			return client, nil
+		}
+		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) || isAuthError(err) {
+			return nil, fmt.Errorf("connect to %s: authentication failed: %w", c, err)
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("cannot reach Kafka brokers %s within %s (%d attempts): %w", c, timeout, attempt, err)
+		}
+		slog.Warn("kafka connect retry", "brokers", c.String(), "attempt", attempt, "backoff", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to %s: %w", c, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func isAuthError(err error) bool {
+	var kerr sarama.KError
+	if errors.As(err, &kerr) {
+		return kerr == sarama.ErrSASLAuthenticationFailed || kerr == sarama.ErrIllegalSASLState || kerr == sarama.ErrUnsupportedSASLMechanism
+	}
+	s := err.Error()
+	return strings.Contains(s, "SASL") || strings.Contains(s, "certificate") || strings.Contains(s, "tls:")
+}
