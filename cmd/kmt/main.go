@@ -72,6 +72,7 @@ func newApp() *cli.App {
 			localCommand(),
 			controllerCommand(),
 			reportCommand(),
+			k8sCommand(),
 		},
 		// Usage errors (unknown flag, bad value) exit 2 naming the flag.
 		OnUsageError: usageError,

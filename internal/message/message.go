@@ -260,3 +260,17 @@ func parseUint(b []byte) (uint64, bool) {
 	}
 	return v, true
 }
+
+// StreamID identifies a stream: the messages one producer run sends on one
+// key of one topic. Topic is always the source topic name.
+type StreamID struct {
+	Topic    string `json:"topic"`
+	Producer string `json:"producer"`
+	Run      string `json:"run"`
+	Key      uint32 `json:"key"`
+}
+
+// String formats the stream as "topic/producer/run/key".
+func (s StreamID) String() string {
+	return s.Topic + "/" + s.Producer + "/" + s.Run + "/" + strconv.FormatUint(uint64(s.Key), 10)
+}
