@@ -18,13 +18,13 @@ const (
 // (the replicator's connections to the source cluster). Zero fields mean
 // "unchanged from a healthy link".
 type NetworkSpec struct {
-	Latency   time.Duration `json:"latency,omitempty"`    // added one-way delay
-	Jitter    time.Duration `json:"jitter,omitempty"`     // uniform +/- around Latency
-	Bandwidth int64         `json:"bandwidth,omitempty"`  // bytes per second cap, 0 = unlimited
-	LossPct   float64       `json:"loss_pct,omitempty"`   // packet loss percent (kubernetes netem); locally: stall probability per write
-	Stall     time.Duration `json:"stall,omitempty"`      // locally: how long a stalled write blocks
-	ResetPct  float64       `json:"reset_pct,omitempty"`  // percent of writes that reset the connection
-	Cut       bool          `json:"cut,omitempty"`        // full partition: nothing crosses
+	Latency   time.Duration `json:"latency,omitempty"`   // added one-way delay
+	Jitter    time.Duration `json:"jitter,omitempty"`    // uniform +/- around Latency
+	Bandwidth int64         `json:"bandwidth,omitempty"` // bytes per second cap, 0 = unlimited
+	LossPct   float64       `json:"loss_pct,omitempty"`  // packet loss percent (kubernetes netem); locally: stall probability per write
+	Stall     time.Duration `json:"stall,omitempty"`     // locally: how long a stalled write blocks
+	ResetPct  float64       `json:"reset_pct,omitempty"` // percent of writes that reset the connection
+	Cut       bool          `json:"cut,omitempty"`       // full partition: nothing crosses
 }
 
 // Target is where a scenario's actions take effect: the embedded local

@@ -75,8 +75,8 @@ func newApp() *cli.App {
 			k8sCommand(),
 		},
 		// Usage errors (unknown flag, bad value) exit 2 naming the flag.
-		OnUsageError: usageError,
-		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:    usageError,
+		ExitErrHandler:  func(*cli.Context, error) {},
 		HideHelpCommand: true,
 	}
 	for _, cmd := range app.Commands {
