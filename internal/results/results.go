@@ -1,0 +1,183 @@
+// Package results defines the files a kmt run writes: the summary
+// (--summary-json, field names fixed because other tooling reads them) and the
+// full results (--results-json) that the report renders.
+package results
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/kmtproject/kmt/internal/message"
+	"github.com/kmtproject/kmt/internal/seqrange"
+)
+
+// Verdicts.
+const (
+	Pass = "PASS"
+	Fail = "FAIL"
+)
+
+// Summary is the one-screen outcome of a run. Counts are messages.
+type Summary struct {
+	Verdict       string  `json:"verdict"`
+	DurationS     float64 `json:"duration_s"`
+	Produced      uint64  `json:"produced"`
+	Acked         uint64  `json:"acked"`
+	ProduceErrors uint64  `json:"produce_errors"`
+	// Received counts unique messages that arrived.
+	Received uint64 `json:"received"`
+	// Lost counts acked messages never received after the loss grace.
+	Lost       uint64 `json:"lost"`
+	Duplicated uint64 `json:"duplicated"`
+	Reordered  uint64 `json:"reordered"`
+	Late       uint64 `json:"late"`
+	Foreign    uint64 `json:"foreign"`
+	// UnackedDelivered counts messages whose produce failed or timed out but
+	// that arrived anyway (not duplicates).
+	UnackedDelivered uint64 `json:"unacked_delivered"`
+	// NeverAcked counts messages sent but neither acked nor received.
+	NeverAcked         uint64    `json:"never_acked"`
+	LatencyMs          Latencies `json:"latency_ms"`
+	ThroughputMsgsPerS float64   `json:"throughput_msgs_per_s"`
+}
+
+// Latencies are end-to-end latency percentiles in milliseconds.
+type Latencies struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+}
+
+// Workload describes the traffic of a run.
+type Workload struct {
+	Topics      []string      `json:"topics"`
+	Partitions  int           `json:"partitions"`
+	Rate        float64       `json:"rate"`
+	MessageSize int           `json:"message_size"`
+	Producers   int           `json:"producers"`
+	Consumers   int           `json:"consumers"`
+	Headers     bool          `json:"headers"`
+	Duration    time.Duration `json:"duration_ns"`
+}
+
+// Target names where the run happened.
+type Target struct {
+	Kind        string `json:"kind"` // local or kubernetes
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+}
+
+// Point is one second of a run's time series. Rates are messages/s; latency
+// in milliseconds over that second; counts cumulative.
+type Point struct {
+	T              time.Time `json:"t"`
+	TargetRate     float64   `json:"target_rate"`
+	ProducedRate   float64   `json:"produced_rate"`
+	ReplicatedRate float64   `json:"replicated_rate"`
+	P50Ms          float64   `json:"p50_ms"`
+	P99Ms          float64   `json:"p99_ms"`
+	P999Ms         float64   `json:"p999_ms"`
+	Lost           uint64    `json:"lost"`
+	Duplicated     uint64    `json:"duplicated"`
+	Reordered      uint64    `json:"reordered"`
+	Lag            int64     `json:"lag"`
+	InFlight       int64     `json:"in_flight"`
+}
+
+// Assertion is one checked expectation of a step.
+type Assertion struct {
+	Expr     string  `json:"expr"`
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+	Pass     bool    `json:"pass"`
+}
+
+// Step is one scenario step as it ran.
+type Step struct {
+	Index       int         `json:"index"`
+	Action      string      `json:"action"`
+	Description string      `json:"description"`
+	Start       time.Time   `json:"start"`
+	End         time.Time   `json:"end"`
+	Assertions  []Assertion `json:"assertions"`
+	Verdict     string      `json:"verdict"`
+	Error       string      `json:"error,omitempty"`
+	// RecoveryThroughput is how long after the step ended throughput was back
+	// at the expected share of target; 0 when not measured.
+	RecoveryThroughput time.Duration `json:"recovery_throughput_ns,omitempty"`
+	// RecoveryLatency is how long after the step ended latency was back under
+	// the expected bound; 0 when not measured.
+	RecoveryLatency time.Duration `json:"recovery_latency_ns,omitempty"`
+	// Latency is the percentile curve of end-to-end latency during the step.
+	Latency []Percentile `json:"latency,omitempty"`
+}
+
+// Percentile is one point of a latency distribution curve.
+type Percentile struct {
+	Percentile float64 `json:"percentile"`
+	ValueMs    float64 `json:"value_ms"`
+}
+
+// Anomaly lists the sequences of one stream that went wrong in one way.
+type Anomaly struct {
+	Stream message.StreamID `json:"stream"`
+	// Kind is lost, duplicated, reordered, late or never_acked.
+	Kind   string           `json:"kind"`
+	Count  uint64           `json:"count"`
+	Ranges []seqrange.Range `json:"ranges,omitempty"`
+	// Where says, for lost ranges, where they went missing: "source" (never
+	// written: the producer's ack was wrong), "replicator" (in the source, not
+	// in the destination) or "consumer" (in the destination, not consumed).
+	Where string `json:"where,omitempty"`
+}
+
+// Results is everything a run recorded.
+type Results struct {
+	Version   string       `json:"version"`
+	Scenario  string       `json:"scenario,omitempty"`
+	Verdict   string       `json:"verdict"`
+	Started   time.Time    `json:"started"`
+	Ended     time.Time    `json:"ended"`
+	Target    Target       `json:"target"`
+	Workload  Workload     `json:"workload"`
+	Summary   Summary      `json:"summary"`
+	Series    []Point      `json:"series"`
+	Steps     []Step       `json:"steps,omitempty"`
+	Latency   []Percentile `json:"latency"`
+	Anomalies []Anomaly    `json:"anomalies,omitempty"`
+	// AnomalyTotals counts anomalies by kind over every stream (Anomalies may
+	// be truncated).
+	AnomalyTotals map[string]uint64 `json:"anomaly_totals,omitempty"`
+}
+
+// WriteJSON writes v as indented JSON to path.
+func WriteJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadResults reads a results file, rejecting unknown fields.
+func ReadResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode results %s: %w", path, err)
+	}
+	if r.Verdict != Pass && r.Verdict != Fail {
+		return nil, fmt.Errorf("results %s: verdict %q is not PASS or FAIL", path, r.Verdict)
+	}
+	return &r, nil
+}
