@@ -81,4 +81,10 @@ type Sample struct {
 	P99 time.Duration `json:"p99_ns"`
 	// P50 is the end-to-end latency median over the last interval.
 	P50 time.Duration `json:"p50_ns"`
+	// P999 is the end-to-end latency 99.9th percentile over the last interval.
+	P999 time.Duration `json:"p999_ns"`
+	// Lag is the consumers' lag behind the destination's high watermarks.
+	Lag int64 `json:"lag"`
+	// InFlight counts missing messages still within the loss grace.
+	InFlight int64 `json:"in_flight"`
 }

@@ -137,16 +137,19 @@ type Anomaly struct {
 
 // Results is everything a run recorded.
 type Results struct {
-	Version   string       `json:"version"`
-	Scenario  string       `json:"scenario,omitempty"`
-	Verdict   string       `json:"verdict"`
-	Started   time.Time    `json:"started"`
-	Ended     time.Time    `json:"ended"`
-	Target    Target       `json:"target"`
-	Workload  Workload     `json:"workload"`
-	Summary   Summary      `json:"summary"`
-	Series    []Point      `json:"series"`
-	Steps     []Step       `json:"steps,omitempty"`
+	Version  string    `json:"version"`
+	Scenario string    `json:"scenario,omitempty"`
+	Verdict  string    `json:"verdict"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended"`
+	Target   Target    `json:"target"`
+	Workload Workload  `json:"workload"`
+	Summary  Summary   `json:"summary"`
+	Series   []Point   `json:"series"`
+	Steps    []Step    `json:"steps,omitempty"`
+	// Expect holds the scenario\'s assertions over the whole run, checked
+	// against the reconciled summary.
+	Expect    []Assertion  `json:"expect,omitempty"`
 	Latency   []Percentile `json:"latency"`
 	Anomalies []Anomaly    `json:"anomalies,omitempty"`
 	// AnomalyTotals counts anomalies by kind over every stream (Anomalies may

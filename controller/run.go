@@ -1,0 +1,318 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kmtproject/kmt/controller/scenario"
+	"github.com/kmtproject/kmt/internal/results"
+)
+
+// Workload is implemented by targets that run the traffic themselves (the
+// local target). On targets without it (Kubernetes) the fleet runs on its own
+// and the controller only observes.
+type Workload interface {
+	// Start starts producers, replicator and consumers.
+	Start(ctx context.Context) error
+	// Finish stops the producers cleanly (end markers), waits for the
+	// consumers to drain, and returns the reconciled outcome.
+	Finish(ctx context.Context) (*Final, error)
+}
+
+// Final is a run's reconciled outcome as a Workload reports it.
+type Final struct {
+	Summary       results.Summary
+	Anomalies     []results.Anomaly
+	AnomalyTotals map[string]uint64
+	Latency       []results.Percentile
+	// Exact is true when the counts come from reconciling every producer's
+	// and consumer's records (local target), false when they are sums of
+	// metrics (Kubernetes target).
+	Exact bool
+}
+
+// Runner runs one scenario on one target.
+type Runner struct {
+	Target   Target
+	Scenario *scenario.Scenario
+	// Metrics, when set, exports fault windows and step results.
+	Metrics *Metrics
+	// Annotator, when set, posts each fault window to Grafana.
+	Annotator *Annotator
+	// Status receives a live status line each second; nil for none.
+	Status io.Writer
+	// Interval between samples. Default 1s.
+	Interval time.Duration
+	// Version is recorded in the results.
+	Version string
+
+	mu      sync.Mutex
+	samples []Sample
+	current string // current step, for the status line
+	start   time.Time
+}
+
+// ErrAborted is returned when the run was cancelled before it finished.
+var ErrAborted = errors.New("scenario aborted")
+
+// Run executes the scenario: start the workload (when the target runs it),
+// sample every second, run the steps on their timeline, finish, and evaluate.
+// Every injected fault is removed before Run returns, also on abort.
+func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
+	sc := r.Scenario
+	if r.Interval <= 0 {
+		r.Interval = time.Second
+	}
+	faults := make([]Fault, len(sc.Steps))
+	for i, st := range sc.Steps {
+		f, err := NewFault(st)
+		if err != nil {
+			return nil, err
+		}
+		faults[i] = f
+	}
+	wl, runsWorkload := r.Target.(Workload)
+	if runsWorkload {
+		slog.Info("workload start", "scenario", sc.Name, "target", r.Target.Name())
+		if err := wl.Start(ctx); err != nil {
+			return nil, fmt.Errorf("start workload: %w", err)
+		}
+	}
+	r.start = time.Now()
+	res := &results.Results{
+		Version:  r.Version,
+		Scenario: sc.Name,
+		Started:  r.start,
+		Target:   results.Target{Kind: r.Target.Name()},
+	}
+	sampleCtx, stopSampling := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.sampleLoop(sampleCtx) }()
+
+	stepErr := r.runSteps(ctx, faults, res)
+	// Remove whatever is still injected, even on abort.
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := r.Target.Close(cleanup); err != nil {
+		slog.Error("fault cleanup failed", "err", err)
+	}
+	if ctx.Err() == nil && stepErr == nil {
+		// Let the workload run to its configured end.
+		if rest := time.Until(r.start.Add(sc.Workload.Duration.D())); rest > 0 {
+			r.setCurrent("steady state")
+			select {
+			case <-ctx.Done():
+			case <-time.After(rest):
+			}
+		}
+	}
+	var final *Final
+	if runsWorkload {
+		r.setCurrent("draining")
+		slog.Info("workload finish", "scenario", sc.Name)
+		f, err := wl.Finish(cleanup)
+		if err != nil {
+			stopSampling()
+			wg.Wait()
+			return nil, fmt.Errorf("finish workload: %w", err)
+		}
+		final = f
+	}
+	stopSampling()
+	wg.Wait()
+	if s, err := r.Target.Sample(cleanup); err == nil {
+		r.record(s)
+	}
+	res.Ended = time.Now()
+	samples := r.snapshot()
+	res.Series = Series(samples)
+	if final == nil {
+		final = finalFromSamples(samples, res.Ended.Sub(r.start))
+	}
+	res.Summary = final.Summary
+	res.Anomalies = final.Anomalies
+	res.AnomalyTotals = final.AnomalyTotals
+	res.Latency = final.Latency
+	Evaluate(sc, res, samples)
+	if stepErr != nil {
+		res.Verdict = results.Fail
+		return res, stepErr
+	}
+	if ctx.Err() != nil {
+		res.Verdict = results.Fail
+		return res, fmt.Errorf("%w: %v", ErrAborted, context.Cause(ctx))
+	}
+	return res, nil
+}
+
+func (r *Runner) runSteps(ctx context.Context, faults []Fault, res *results.Results) error {
+	sc := r.Scenario
+	prevEnd := r.start
+	for i, st := range sc.Steps {
+		at := prevEnd
+		if st.At != nil {
+			at = r.start.Add(st.At.D())
+		} else if st.After != nil {
+			at = prevEnd.Add(st.After.D())
+		}
+		r.setCurrent(fmt.Sprintf("step %d/%d waiting", i+1, len(sc.Steps)))
+		if err := sleepUntil(ctx, at); err != nil {
+			return nil
+		}
+		f := faults[i]
+		step := results.Step{Index: i + 1, Action: st.Action, Start: time.Now()}
+		r.setCurrent(fmt.Sprintf("step %d/%d %s", i+1, len(sc.Steps), f.Describe()))
+		slog.Info("fault inject start", "step", i+1, "action", st.Action, "target", r.Target.Name(), "fault", f.Describe())
+		r.faultActive(st.Action, 1)
+		err := f.Inject(ctx, r.Target)
+		step.Description = f.Describe()
+		r.setCurrent(fmt.Sprintf("step %d/%d %s", i+1, len(sc.Steps), step.Description))
+		if err != nil {
+			r.faultActive(st.Action, 0)
+			step.End = time.Now()
+			step.Error = err.Error()
+			step.Verdict = results.Fail
+			res.Steps = append(res.Steps, step)
+			slog.Error("fault inject failed", "step", i+1, "action", st.Action, "target", r.Target.Name(), "fault", step.Description, "err", err)
+			return fmt.Errorf("step %d (%s, line %d): %w", i+1, st.Action, st.Line, err)
+		}
+		slog.Info("fault inject done", "step", i+1, "action", st.Action, "target", r.Target.Name(), "fault", step.Description)
+		hold := st.Duration.D()
+		if st.For != nil {
+			hold = st.For.D()
+		}
+		if hold > 0 {
+			if err := sleepUntil(ctx, time.Now().Add(hold)); err != nil {
+				r.faultActive(st.Action, 0)
+				step.End = time.Now()
+				res.Steps = append(res.Steps, step)
+				return nil
+			}
+		}
+		if st.For != nil {
+			slog.Info("fault recover start", "step", i+1, "action", st.Action, "target", r.Target.Name(), "fault", step.Description)
+			if err := f.Recover(ctx, r.Target); err != nil {
+				r.faultActive(st.Action, 0)
+				step.End = time.Now()
+				step.Error = "recover: " + err.Error()
+				step.Verdict = results.Fail
+				res.Steps = append(res.Steps, step)
+				return fmt.Errorf("step %d (%s, line %d) recover: %w", i+1, st.Action, st.Line, err)
+			}
+			slog.Info("fault recover done", "step", i+1, "action", st.Action, "target", r.Target.Name(), "fault", step.Description)
+		}
+		r.faultActive(st.Action, 0)
+		step.End = time.Now()
+		prevEnd = step.End
+		if r.Annotator != nil {
+			if err := r.Annotator.Annotate(ctx, step.Start, step.End, step.Description, st.Action); err != nil {
+				slog.Warn("grafana annotation failed", "step", i+1, "err", err)
+			}
+		}
+		res.Steps = append(res.Steps, step)
+	}
+	return nil
+}
+
+func (r *Runner) faultActive(action string, v float64) {
+	if r.Metrics != nil {
+		r.Metrics.FaultActive.WithLabelValues(action, r.Target.Name()).Set(v)
+	}
+}
+
+func (r *Runner) setCurrent(s string) {
+	r.mu.Lock()
+	r.current = s
+	r.mu.Unlock()
+}
+
+func (r *Runner) record(s Sample) {
+	r.mu.Lock()
+	r.samples = append(r.samples, s)
+	r.mu.Unlock()
+}
+
+func (r *Runner) snapshot() []Sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Sample(nil), r.samples...)
+}
+
+func (r *Runner) sampleLoop(ctx context.Context) {
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	var prev *Sample
+	for {
+		s, err := r.Target.Sample(ctx)
+		if err == nil {
+			r.record(s)
+			if r.Status != nil {
+				r.mu.Lock()
+				cur := r.current
+				r.mu.Unlock()
+				fmt.Fprintln(r.Status, StatusLine(s, prev, r.start, cur))
+			}
+			prev = &s
+		} else if ctx.Err() == nil {
+			slog.Warn("sample failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// StatusLine formats one live status line:
+// "t=02:10  step 3/6 kill broker source-1  rate 9.9k/s  p99 42ms  lost 0".
+func StatusLine(s Sample, prev *Sample, start time.Time, current string) string {
+	el := s.Time.Sub(start).Round(time.Second)
+	var rate float64
+	if prev != nil {
+		if dt := s.Time.Sub(prev.Time).Seconds(); dt > 0 {
+			rate = float64(s.Received-prev.Received) / dt
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "t=%02d:%02d", int(el.Minutes()), int(el.Seconds())%60)
+	if current != "" {
+		fmt.Fprintf(&b, "  %s", current)
+	}
+	fmt.Fprintf(&b, "  rate %s/s (target %s/s)  p99 %s  lost %d  dup %d  reord %d",
+		human(rate), human(s.TargetRate), s.P99.Round(time.Millisecond), s.Lost, s.Duplicated, s.Reordered)
+	return b.String()
+}
+
+func human(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.1fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
