@@ -169,6 +169,16 @@ func Load(path string) (*Scenario, error) {
 	return s, nil
 }
 
+// FromWorkload returns a scenario without steps that runs w, with defaults
+// applied. Errors name the workload field ("workload.rate: ...").
+func FromWorkload(name string, w Workload) (*Scenario, error) {
+	s := &Scenario{Name: name, Workload: w}
+	if err := s.validate(nil); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Parse decodes and validates a scenario, applying defaults.
 func Parse(b []byte) (*Scenario, error) {
 	var root yaml.Node
@@ -242,6 +252,9 @@ func lineOf(n *yaml.Node, path ...string) int {
 func (s *Scenario) validate(doc *yaml.Node) error {
 	w := &s.Workload
 	fail := func(field string, path []string, format string, args ...any) error {
+		if doc == nil {
+			return fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...))
+		}
 		return fmt.Errorf("line %d: %s: %s", lineOf(doc, path...), field, fmt.Sprintf(format, args...))
 	}
 	switch s.Verdict {

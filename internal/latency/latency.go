@@ -108,3 +108,25 @@ func summarize(h *hdrhistogram.Histogram) Summary {
 		Mean:  time.Duration(h.Mean() * float64(time.Microsecond)),
 	}
 }
+
+// CurvePercentiles are the percentiles of a latency distribution curve, in
+// the style of HdrHistogram plots.
+var CurvePercentiles = []float64{0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100}
+
+// Curve returns the whole-run value at each of CurvePercentiles.
+func (r *Recorder) Curve() []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]time.Duration, len(CurvePercentiles))
+	if r.total.TotalCount() == 0 {
+		return out
+	}
+	for i, q := range CurvePercentiles {
+		v := r.total.ValueAtQuantile(q)
+		if q == 0 {
+			v = r.total.Min()
+		}
+		out[i] = time.Duration(v) * time.Microsecond
+	}
+	return out
+}

@@ -4,6 +4,7 @@
 package results
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -176,7 +177,9 @@ func ReadResults(path string) (*Results, error) {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
 	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("decode results %s: %w", path, err)
 	}
 	if r.Verdict != Pass && r.Verdict != Fail {

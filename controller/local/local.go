@@ -1,0 +1,726 @@
+// Package local is the local target: two embedded Kafka-compatible clusters
+// ("source" and "destination") on 127.0.0.1, a fault-injecting WAN link
+// between them, kmt's reference mirror replicating across it, and the
+// producers and validating consumers of the workload, all in one process.
+// It implements controller.Target and controller.Workload, so the same
+// scenario runs here as on Kubernetes.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmtproject/kmt/consumer"
+	"github.com/kmtproject/kmt/controller"
+	"github.com/kmtproject/kmt/controller/reconcile"
+	"github.com/kmtproject/kmt/controller/scenario"
+	"github.com/kmtproject/kmt/internal/embedded"
+	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/latency"
+	"github.com/kmtproject/kmt/internal/message"
+	"github.com/kmtproject/kmt/internal/results"
+	"github.com/kmtproject/kmt/internal/wan"
+	"github.com/kmtproject/kmt/mirror"
+	"github.com/kmtproject/kmt/producer"
+)
+
+// Option configures a Target.
+type Option func(*options)
+
+type options struct {
+	reg          prometheus.Registerer
+	faults       mirror.Faults
+	trimEvery    time.Duration
+	clusterOpts  []embedded.Option
+	conn         func(kafkaconf.Conn) kafkaconf.Conn
+	anomalyLimit int
+	consumerTune func(*sarama.Config)
+}
+
+// Registry registers every component's metrics with reg. Default: a fresh
+// private registry (metrics not exported).
+func Registry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// MirrorFaults makes the reference mirror inject faults (self-tests of the
+// tester). Default: none.
+func MirrorFaults(f mirror.Faults) Option { return func(o *options) { o.faults = f } }
+
+// Trim deletes, every interval, what the mirror (on the source) and the
+// consumers (on the destination) have committed past, so long runs keep a
+// bounded amount of data in memory. Default 0: keep everything (tests read
+// the topics back).
+func Trim(interval time.Duration) Option { return func(o *options) { o.trimEvery = interval } }
+
+// ClusterOptions are passed to both embedded clusters (TLS, SASL). Default:
+// none.
+func ClusterOptions(opts ...embedded.Option) Option {
+	return func(o *options) { o.clusterOpts = append(o.clusterOpts, opts...) }
+}
+
+// ConnHook adjusts every connection's settings (credentials, TLS) before use.
+// Default: none.
+func ConnHook(f func(kafkaconf.Conn) kafkaconf.Conn) Option { return func(o *options) { o.conn = f } }
+
+// AnomalyLimit caps how many per-stream anomalies the outcome lists.
+// Default 50.
+func AnomalyLimit(n int) Option { return func(o *options) { o.anomalyLimit = n } }
+
+// ConsumerTune adjusts the consumers' sarama configuration. Default: none.
+func ConsumerTune(f func(*sarama.Config)) Option { return func(o *options) { o.consumerTune = f } }
+
+// Consumer group ids of the local topology.
+const (
+	MirrorGroup   = "kmt-mirror"
+	ConsumerGroup = "kmt-consumer"
+)
+
+type proc struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+func start(parent context.Context, run func(context.Context) error) *proc {
+	ctx, cancel := context.WithCancel(parent)
+	p := &proc{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = run(ctx)
+	}()
+	return p
+}
+
+func (p *proc) stop() error {
+	p.cancel()
+	<-p.done
+	return p.err
+}
+
+// Target is a running local topology.
+type Target struct {
+	o        options
+	w        scenario.Workload
+	src, dst *embedded.Cluster
+	link     *wan.Link
+	pm       *producer.Metrics
+	cm       *consumer.Metrics
+	mm       *mirror.Metrics
+	ledger   *consumer.Ledger
+	lat      *latency.Recorder
+
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	bg        sync.WaitGroup
+
+	mu        sync.Mutex
+	topics    []string
+	prodSeq   int
+	producers []*producerProc
+	consumers []*proc
+	consGen   int
+	mirror    *mirror.Mirror
+	mirrorRun *proc
+	degraded  bool
+	started   time.Time
+	stopped   time.Time
+	finished  bool
+}
+
+type producerProc struct {
+	p *producer.Producer
+	*proc
+}
+
+// New starts the two embedded clusters and the WAN link. w must have its
+// defaults applied (scenario.Parse or scenario.FromWorkload do).
+func New(w scenario.Workload, opts ...Option) (*Target, error) {
+	o := options{anomalyLimit: 50}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.reg == nil {
+		o.reg = prometheus.NewRegistry()
+	}
+	t := &Target{o: o, w: w, lat: latency.New()}
+	var err error
+	if t.src, err = embedded.Start(append([]embedded.Option{embedded.Name("source"), embedded.Brokers(w.Brokers)}, o.clusterOpts...)...); err != nil {
+		return nil, err
+	}
+	if t.dst, err = embedded.Start(append([]embedded.Option{embedded.Name("destination"), embedded.Brokers(w.Brokers)}, o.clusterOpts...)...); err != nil {
+		t.src.Close()
+		return nil, err
+	}
+	t.link = wan.New(wan.Name("wan"))
+	t.pm = producer.NewMetrics(o.reg)
+	t.cm = consumer.NewMetrics(o.reg)
+	t.mm = mirror.NewMetrics(o.reg)
+	t.ledger = consumer.NewLedger(t.cm, consumer.WithLossGrace(w.LossGrace.D()), consumer.WithLatencyRecorder(t.lat))
+	for i := 0; i < w.Topics; i++ {
+		t.topics = append(t.topics, "kmt-"+strconv.Itoa(i))
+	}
+	t.runCtx, t.cancelRun = context.WithCancel(context.Background())
+	return t, nil
+}
+
+// Name returns "local".
+func (t *Target) Name() string { return "local" }
+
+// SourceAddrs returns the source cluster's broker addresses.
+func (t *Target) SourceAddrs() []string { return t.src.Addrs() }
+
+// DestinationAddrs returns the destination cluster's broker addresses.
+func (t *Target) DestinationAddrs() []string { return t.dst.Addrs() }
+
+// Source returns the embedded source cluster.
+func (t *Target) Source() *embedded.Cluster { return t.src }
+
+// Destination returns the embedded destination cluster.
+func (t *Target) Destination() *embedded.Cluster { return t.dst }
+
+// Topics returns the workload's current source topics.
+func (t *Target) Topics() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.topics...)
+}
+
+// Ledger returns the consumers' shared accounting.
+func (t *Target) Ledger() *consumer.Ledger { return t.ledger }
+
+func (t *Target) conn(c *embedded.Cluster, clientID string) kafkaconf.Conn {
+	k := kafkaconf.Conn{Brokers: c.Addrs(), ClientID: clientID, ConnectTimeout: 30 * time.Second}
+	if t.o.conn != nil {
+		k = t.o.conn(k)
+	}
+	return k
+}
+
+func (t *Target) encoding() message.Encoding {
+	if t.w.Headers != nil && !*t.w.Headers {
+		return message.Body
+	}
+	return message.Headers
+}
+
+// Start creates the topics and starts the mirror, the consumers and the
+// producers.
+func (t *Target) Start(ctx context.Context) error {
+	// Both sides get the topics up front so consumers can join at once
+	// (the mirror would create the destination topics too, a moment later).
+	for _, c := range []*embedded.Cluster{t.src, t.dst} {
+		if err := producer.EnsureTopics(ctx, t.conn(c, "kmt-admin"), t.Topics(), t.w.Partitions, -1, 0); err != nil {
+			return fmt.Errorf("local: %s: %w", c.Name(), err)
+		}
+	}
+	mode := mirror.Safe
+	if t.w.MirrorMode == "unsafe" {
+		mode = mirror.UnsafeCommitBeforeAck
+	}
+	srcConn := t.conn(t.src, "kmt-mirror")
+	srcConn.Dialer = t.link
+	m, err := mirror.New(srcConn, t.conn(t.dst, "kmt-mirror"), mirror.Config{
+		TopicRegex: "kmt-.*", Group: MirrorGroup, Workers: t.w.Replicators, Mode: mode, Faults: t.o.faults,
+	}, t.mm)
+	if err != nil {
+		return fmt.Errorf("local: mirror: %w", err)
+	}
+	t.mu.Lock()
+	t.mirror = m
+	t.mirrorRun = start(t.runCtx, m.Run)
+	t.mu.Unlock()
+	t.startConsumers()
+	// Producing before the groups have their partitions would count the
+	// start-up as replication latency.
+	if err := t.waitGroups(ctx, 20*time.Second); err != nil {
+		slog.Warn("local groups not ready; producing anyway", "err", err)
+	}
+	t.mu.Lock()
+	t.started = time.Now()
+	t.mu.Unlock()
+	for i := 0; i < t.w.Producers; i++ {
+		if err := t.startProducer(t.Topics(), t.w.Partitions); err != nil {
+			return err
+		}
+	}
+	if t.o.trimEvery > 0 {
+		t.bg.Add(1)
+		go t.trimLoop()
+	}
+	slog.Info("local topology started", "source", t.src.Addrs(), "destination", t.dst.Addrs(), "topics", t.Topics())
+	return nil
+}
+
+// waitGroups waits until the mirror's group on the source and the
+// consumers' group on the destination are stable with every member holding
+// partitions.
+func (t *Target) waitGroups(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	checks := []struct {
+		c       *embedded.Cluster
+		group   string
+		members int
+	}{{t.src, MirrorGroup, t.w.Replicators}, {t.dst, ConsumerGroup, t.w.Consumers}}
+	for _, ch := range checks {
+		want := min(ch.members, t.w.Partitions*t.w.Topics)
+		for {
+			n, err := t.stableMembers(ctx, ch.c, ch.group)
+			if err == nil && n >= want {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("group %s on %s: %d of %d members hold partitions (last error: %v)", ch.group, ch.c.Name(), n, want, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// stableMembers returns how many members of a stable group hold partitions.
+func (t *Target) stableMembers(ctx context.Context, c *embedded.Cluster, group string) (int, error) {
+	var n int
+	err := t.admin(ctx, c, func(a sarama.ClusterAdmin) error {
+		gs, err := a.DescribeConsumerGroups([]string{group})
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if g.State != "Stable" {
+				continue
+			}
+			for _, m := range g.Members {
+				if as, err := m.GetMemberAssignment(); err == nil && len(as.Topics) > 0 {
+					n++
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (t *Target) startProducer(topics []string, partitions int) error {
+	t.mu.Lock()
+	t.prodSeq++
+	id := "producer-" + strconv.Itoa(t.prodSeq)
+	t.mu.Unlock()
+	p, err := producer.New(t.conn(t.src, id), producer.Config{
+		ID: id, Topics: topics, Rate: t.w.Rate, MessageSize: t.w.MessageSize,
+		Partitions: partitions, Encoding: t.encoding(),
+	}, t.pm)
+	if err != nil {
+		return fmt.Errorf("local: producer %s: %w", id, err)
+	}
+	pp := &producerProc{p: p, proc: start(t.runCtx, p.Run)}
+	t.mu.Lock()
+	t.producers = append(t.producers, pp)
+	t.mu.Unlock()
+	return nil
+}
+
+// startConsumers starts the workload's consumers on the current topics.
+func (t *Target) startConsumers() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.consGen++
+	for i := 0; i < t.w.Consumers; i++ {
+		id := fmt.Sprintf("consumer-%d", i+1)
+		if t.consGen > 1 {
+			id = fmt.Sprintf("consumer-%d.%d", i+1, t.consGen)
+		}
+		cfg := consumer.Config{Topics: append([]string(nil), t.topics...), Group: ConsumerGroup, Encoding: t.encoding(), ID: id, Tune: t.o.consumerTune}
+		c, err := consumer.New(t.conn(t.dst, id), cfg, t.ledger, t.cm)
+		if err != nil {
+			slog.Error("local consumer start failed", "consumer", id, "err", err)
+			continue
+		}
+		t.consumers = append(t.consumers, start(t.runCtx, c.Run))
+	}
+}
+
+func (t *Target) stopConsumers() {
+	t.mu.Lock()
+	cs := t.consumers
+	t.consumers = nil
+	t.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.stop() }()
+	}
+	wg.Wait()
+}
+
+func (t *Target) trimLoop() {
+	defer t.bg.Done()
+	tick := time.NewTicker(t.o.trimEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.runCtx.Done():
+			return
+		case <-tick.C:
+		}
+		topics := t.Topics()
+		if _, err := mirror.TrimConsumed(t.runCtx, t.conn(t.src, "kmt-trim"), MirrorGroup, topics); err != nil && t.runCtx.Err() == nil {
+			slog.Warn("trim failed", "cluster", "source", "err", err)
+		}
+		if _, err := mirror.TrimConsumed(t.runCtx, t.conn(t.dst, "kmt-trim"), ConsumerGroup, topics); err != nil && t.runCtx.Err() == nil {
+			slog.Warn("trim failed", "cluster", "destination", "err", err)
+		}
+	}
+}
+
+// Finish stops the producers cleanly (they send end markers), waits until
+// the consumers saw every end marker and no gap is open (or the loss grace
+// passed), stops everything and reconciles.
+func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
+	t.mu.Lock()
+	prods := append([]*producerProc(nil), t.producers...)
+	t.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range prods {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = p.stop() }()
+	}
+	wg.Wait()
+	t.mu.Lock()
+	t.stopped = time.Now()
+	t.mu.Unlock()
+	var wantEnds uint64
+	for _, p := range prods {
+		wantEnds += p.p.Counters().EndAcked
+	}
+	slog.Info("workload drain start", "end_markers", wantEnds, "loss_grace", t.w.LossGrace.D())
+	deadline := time.Now().Add(t.w.LossGrace.D() + 5*time.Second)
+	for {
+		c := t.ledger.Counters()
+		if c.EndMarkers >= wantEnds && c.InFlight == 0 && t.mirrorCaughtUp() {
+			break
+		}
+		if time.Now().After(deadline) {
+			slog.Warn("workload drain timeout", "end_markers_seen", c.EndMarkers, "end_markers", wantEnds, "in_flight", c.InFlight)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("local: drain: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	slog.Info("workload drain done")
+	t.stopConsumers()
+	t.mu.Lock()
+	t.finished = true
+	t.mu.Unlock()
+	return t.outcome(prods), nil
+}
+
+// mirrorCaughtUp reports whether the mirror has nothing left to replicate.
+func (t *Target) mirrorCaughtUp() bool {
+	t.mu.Lock()
+	m := t.mirror
+	t.mu.Unlock()
+	return m == nil || m.Counters().Lag <= 0
+}
+
+func (t *Target) outcome(prods []*producerProc) *controller.Final {
+	var produced []reconcile.Produced
+	var unresolved uint64
+	for _, p := range prods {
+		r := p.p.Report()
+		unresolved += r.Unresolved
+		for _, s := range r.Streams {
+			produced = append(produced, reconcile.Produced{Stream: s.Stream, Sent: s.Sent, Acked: s.Acked, Failed: s.Failed})
+		}
+	}
+	rep := t.ledger.Report()
+	received := make([]reconcile.Received, 0, len(rep.Streams))
+	for _, s := range rep.Streams {
+		received = append(received, reconcile.Received{Stream: s.Stream, Seen: s.Seen, Duplicates: s.Duplicates, Reordered: s.Reordered, Late: s.Late})
+	}
+	o := reconcile.Reconcile(produced, received)
+	t.mu.Lock()
+	d := t.stopped.Sub(t.started)
+	t.mu.Unlock()
+	tot := t.lat.Total()
+	msf := func(v time.Duration) float64 { return float64(v) / float64(time.Millisecond) }
+	s := results.Summary{
+		Verdict:   results.Fail,
+		DurationS: d.Seconds(), Produced: o.Produced, Acked: o.Acked, ProduceErrors: o.ProduceErrors,
+		Received: o.Received, Lost: o.Lost, Duplicated: o.Duplicated, Reordered: o.Reordered, Late: o.Late,
+		Foreign: rep.Totals.Foreign, UnackedDelivered: o.UnackedDelivered, NeverAcked: o.NeverAcked,
+		LatencyMs: results.Latencies{P50: msf(tot.P50), P90: msf(tot.P90), P99: msf(tot.P99), P999: msf(tot.P999), Max: msf(tot.Max)},
+	}
+	if o.Pass() {
+		s.Verdict = results.Pass
+	}
+	if d > 0 {
+		s.ThroughputMsgsPerS = float64(o.Received) / d.Seconds()
+	}
+	anomalies, totals := o.Anomalies(t.o.anomalyLimit)
+	f := &controller.Final{Summary: s, Anomalies: anomalies, AnomalyTotals: totals, Exact: true}
+	for i, v := range t.lat.Curve() {
+		f.Latency = append(f.Latency, results.Percentile{Percentile: latency.CurvePercentiles[i], ValueMs: msf(v)})
+	}
+	if unresolved > 0 {
+		slog.Warn("produces without outcome", "messages", unresolved)
+	}
+	return f
+}
+
+// Sample returns the workload's cumulative counters now.
+func (t *Target) Sample(context.Context) (controller.Sample, error) {
+	t.mu.Lock()
+	prods := append([]*producerProc(nil), t.producers...)
+	m := t.mirror
+	t.mu.Unlock()
+	s := controller.Sample{Time: time.Now()}
+	for _, p := range prods {
+		c := p.p.Counters()
+		s.Produced += c.Sent
+		s.Acked += c.Acked
+		if p.done != nil {
+			select {
+			case <-p.done:
+				continue // stopped producers no longer count towards the target
+			default:
+			}
+		}
+		s.TargetRate += p.p.TargetRate()
+	}
+	c := t.ledger.Counters()
+	s.Received, s.Lost, s.Duplicated, s.Reordered, s.Late, s.Foreign = c.Received, c.Lost, c.Duplicates, c.Reordered, c.Late, c.Foreign
+	s.InFlight = int64(c.InFlight)
+	if m != nil {
+		s.Lag = m.Counters().Lag
+	}
+	w := t.lat.Window()
+	s.P50, s.P99, s.P999 = w.P50, w.P99, w.P999
+	return s, nil
+}
+
+func (t *Target) cluster(c controller.Cluster) (*embedded.Cluster, error) {
+	switch c {
+	case controller.Source:
+		return t.src, nil
+	case controller.Destination:
+		return t.dst, nil
+	}
+	return nil, fmt.Errorf("local: unknown cluster %q", c)
+}
+
+// KillBroker kills broker id of cluster ("random": any live one).
+func (t *Target) KillBroker(_ context.Context, c controller.Cluster, id string) (string, error) {
+	cl, err := t.cluster(c)
+	if err != nil {
+		return "", err
+	}
+	live := cl.Brokers()
+	if len(live) < 2 {
+		return "", fmt.Errorf("local: %s has %d broker(s) left; killing one would stop the cluster", c, len(live))
+	}
+	var n int32
+	if id == "random" {
+		n = live[rand.IntN(len(live))]
+	} else {
+		v, err := strconv.Atoi(id)
+		if err != nil {
+			return "", fmt.Errorf("local: broker id %q: %w", id, err)
+		}
+		n = int32(v)
+	}
+	if err := cl.KillBroker(n); err != nil {
+		return "", err
+	}
+	return strconv.Itoa(int(n)), nil
+}
+
+// RestartBroker restarts killed broker id of cluster.
+func (t *Target) RestartBroker(_ context.Context, c controller.Cluster, id string) error {
+	cl, err := t.cluster(c)
+	if err != nil {
+		return err
+	}
+	v, err := strconv.Atoi(id)
+	if err != nil {
+		return fmt.Errorf("local: broker id %q: %w", id, err)
+	}
+	return cl.RestartBroker(int32(v))
+}
+
+// ResizeCluster sets the number of live brokers of cluster.
+func (t *Target) ResizeCluster(_ context.Context, c controller.Cluster, n int) error {
+	cl, err := t.cluster(c)
+	if err != nil {
+		return err
+	}
+	return cl.Resize(n)
+}
+
+// Brokers returns the number of live brokers of cluster.
+func (t *Target) Brokers(_ context.Context, c controller.Cluster) (int, error) {
+	cl, err := t.cluster(c)
+	if err != nil {
+		return 0, err
+	}
+	return len(cl.Brokers()), nil
+}
+
+// ScaleReplicator sets the number of mirror workers.
+func (t *Target) ScaleReplicator(_ context.Context, n int) error {
+	m, err := t.theMirror()
+	if err != nil {
+		return err
+	}
+	return m.Scale(n)
+}
+
+// Replicators returns the number of mirror workers.
+func (t *Target) Replicators(context.Context) (int, error) {
+	m, err := t.theMirror()
+	if err != nil {
+		return 0, err
+	}
+	return m.Workers(), nil
+}
+
+// KillReplicator kills every mirror worker abruptly and starts as many new
+// ones.
+func (t *Target) KillReplicator(context.Context) error {
+	m, err := t.theMirror()
+	if err != nil {
+		return err
+	}
+	n := m.Kill()
+	return m.Scale(n)
+}
+
+func (t *Target) theMirror() (*mirror.Mirror, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mirror == nil {
+		return nil, errors.New("local: the workload has not started")
+	}
+	return t.mirror, nil
+}
+
+// Network degrades the WAN link; the undo heals it.
+func (t *Target) Network(_ context.Context, spec controller.NetworkSpec) (func(context.Context) error, error) {
+	c := wan.Conditions{Latency: spec.Latency, Jitter: spec.Jitter, Bandwidth: spec.Bandwidth, ResetPct: spec.ResetPct, Cut: spec.Cut}
+	if spec.LossPct > 0 || spec.Stall > 0 {
+		c.StallPct, c.Stall = spec.LossPct, spec.Stall
+		if c.Stall == 0 {
+			c.Stall = 200 * time.Millisecond
+		}
+		if c.StallPct == 0 {
+			c.StallPct = 100
+		}
+	}
+	if err := t.link.Set(c); err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
+	t.mu.Lock()
+	t.degraded = true
+	t.mu.Unlock()
+	return func(context.Context) error {
+		t.link.Heal()
+		t.mu.Lock()
+		t.degraded = false
+		t.mu.Unlock()
+		return nil
+	}, nil
+}
+
+// AddPartitions grows topic ("" = the first workload topic) on the source to
+// total partitions and starts a producer that uses all of them (the mirror
+// grows the destination).
+func (t *Target) AddPartitions(ctx context.Context, topic string, total int) error {
+	if topic == "" {
+		topic = t.Topics()[0]
+	}
+	if err := t.admin(ctx, t.src, func(a sarama.ClusterAdmin) error {
+		return a.CreatePartitions(topic, int32(total), nil, false)
+	}); err != nil {
+		return fmt.Errorf("local: grow %s to %d partitions: %w", topic, total, err)
+	}
+	return t.startProducer([]string{topic}, total)
+}
+
+// CreateTopic creates topic on the source, starts a producer on it and
+// restarts the consumers to read it (the mirror picks it up by pattern).
+func (t *Target) CreateTopic(ctx context.Context, topic string, partitions int) error {
+	if err := producer.EnsureTopics(ctx, t.conn(t.src, "kmt-admin"), []string{topic}, partitions, -1, 0); err != nil {
+		return fmt.Errorf("local: %w", err)
+	}
+	t.mu.Lock()
+	t.topics = append(t.topics, topic)
+	t.mu.Unlock()
+	t.stopConsumers()
+	t.startConsumers()
+	return t.startProducer([]string{topic}, partitions)
+}
+
+func (t *Target) admin(ctx context.Context, c *embedded.Cluster, f func(sarama.ClusterAdmin) error) error {
+	conn := t.conn(c, "kmt-admin")
+	cfg, err := conn.Sarama()
+	if err != nil {
+		return err
+	}
+	client, err := kafkaconf.Connect(ctx, conn, cfg)
+	if err != nil {
+		return err
+	}
+	a, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		client.Close()
+		return err
+	}
+	defer a.Close()
+	return f(a)
+}
+
+// Close heals the WAN link if a fault left it degraded.
+func (t *Target) Close(context.Context) error {
+	t.mu.Lock()
+	degraded := t.degraded
+	t.degraded = false
+	t.mu.Unlock()
+	if degraded {
+		t.link.Heal()
+	}
+	return nil
+}
+
+// Shutdown stops every component and both clusters.
+func (t *Target) Shutdown() {
+	t.mu.Lock()
+	prods := t.producers
+	mr := t.mirrorRun
+	t.mu.Unlock()
+	for _, p := range prods {
+		_ = p.stop()
+	}
+	t.stopConsumers()
+	if mr != nil {
+		_ = mr.stop()
+	}
+	t.cancelRun()
+	t.bg.Wait()
+	_ = t.link.Close()
+	t.src.Close()
+	t.dst.Close()
+}
