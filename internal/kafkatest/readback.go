@@ -1,0 +1,147 @@
+// Package kafkatest holds test helpers that establish ground truth
+// independently of kmt's own code: it reads topics back with a different
+// Kafka client (franz-go's kgo) and parses kmt's headers by hand.
+package kafkatest
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Stream names a stream the way the ground truth sees it.
+type Stream struct {
+	Topic, Producer, Run string
+	Key                  int
+}
+
+// Arrival is one data record of a stream as read back, in partition order.
+type Arrival struct {
+	Seq    int
+	Offset int64
+}
+
+// Truth is what a topic holds: every kmt data record per stream in offset
+// order, and the records that are not kmt's.
+type Truth struct {
+	Streams map[Stream][]Arrival
+	Ends    map[Stream]int // end-of-stream markers: count sent
+	Foreign int
+	Records int
+}
+
+// Counts computes, by hand, what a validating consumer must report for
+// these streams: unique sequences, duplicates (copies beyond the first),
+// reordered arrivals (a sequence below the highest seen that was not seen
+// before), and for each stream the sequences in 0..end-1 never seen.
+func (tr *Truth) Counts() (unique, dups, reordered int, missing map[Stream][]int) {
+	missing = map[Stream][]int{}
+	for s, arr := range tr.Streams {
+		seen := map[int]bool{}
+		highest := -1
+		for _, a := range arr {
+			switch {
+			case seen[a.Seq]:
+				dups++
+			case a.Seq < highest:
+				reordered++
+			}
+			if !seen[a.Seq] {
+				seen[a.Seq] = true
+				unique++
+			}
+			highest = max(highest, a.Seq)
+		}
+		end, ok := tr.Ends[s]
+		if !ok {
+			end = highest + 1
+		}
+		for q := 0; q < end; q++ {
+			if !seen[q] {
+				missing[s] = append(missing[s], q)
+			}
+		}
+	}
+	return unique, dups, reordered, missing
+}
+
+// ReadTopic reads every record of topic from brokers, from the start until
+// no record arrived for quiet, and classifies them.
+func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration) *Truth {
+	t.Helper()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		t.Fatalf("read back %s: %v", topic, err)
+	}
+	defer cl.Close()
+	tr := &Truth{Streams: map[Stream][]Arrival{}, Ends: map[Stream]int{}}
+	type rec struct {
+		part   int32
+		offset int64
+		r      *kgo.Record
+	}
+	var recs []rec
+	deadline := time.Now().Add(2 * time.Minute)
+	last := time.Now()
+	for time.Since(last) < quiet {
+		if time.Now().After(deadline) {
+			t.Fatalf("read back %s: still reading after 2 minutes", topic)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), quiet)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			recs = append(recs, rec{r.Partition, r.Offset, r})
+			last = time.Now()
+		})
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		if recs[i].part != recs[j].part {
+			return recs[i].part < recs[j].part
+		}
+		return recs[i].offset < recs[j].offset
+	})
+	for _, x := range recs {
+		tr.Records++
+		h := map[string]string{}
+		for _, kv := range x.r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		key, errK := strconv.Atoi(string(x.r.Key))
+		seq, errS := strconv.Atoi(h["kmt-seq"])
+		if errK != nil || errS != nil || key < 0 || seq < 0 || h["kmt-producer"] == "" || h["kmt-run"] == "" || h["kmt-ts"] == "" {
+			tr.Foreign++
+			continue
+		}
+		s := Stream{Topic: topic, Producer: h["kmt-producer"], Run: h["kmt-run"], Key: key}
+		if h["kmt-end"] != "" {
+			tr.Ends[s] = seq
+			continue
+		}
+		tr.Streams[s] = append(tr.Streams[s], Arrival{Seq: seq, Offset: x.offset})
+	}
+	return tr
+}
+
+// Produce writes records to topic with kgo, as a client kmt did not write.
+func Produce(t testing.TB, brokers []string, recs ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
