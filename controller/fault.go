@@ -217,6 +217,9 @@ func (f addPartitions) Inject(ctx context.Context, t Target) error {
 }
 func (addPartitions) Recover(context.Context, Target) error { return nil }
 func (f addPartitions) Describe() string {
+	if f.topic == "" {
+		return fmt.Sprintf("grow the first topic to %d partitions", f.total)
+	}
 	return fmt.Sprintf("grow topic %s to %d partitions", f.topic, f.total)
 }
 

@@ -146,7 +146,6 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 		return res, stepErr
 	}
 	if ctx.Err() != nil {
-		res.Verdict = results.Fail
 		return res, fmt.Errorf("%w: %v", ErrAborted, context.Cause(ctx))
 	}
 	return res, nil

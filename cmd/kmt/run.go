@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -93,10 +92,12 @@ func runScenario(c *cli.Context, sc *scenario.Scenario, target controller.Target
 		return err
 	}
 	if runErr != nil {
-		if errors.Is(runErr, controller.ErrAborted) {
-			return runErr
+		if !errors.Is(runErr, controller.ErrAborted) {
+			return exit.Failed(runErr)
 		}
-		return exit.Failed(runErr)
+		// A signal is a clean stop: the verdict covers the run so far.
+		fmt.Fprintf(c.App.ErrWriter, "stopped early by signal after %s; the verdict covers the run so far\n",
+			res.Ended.Sub(res.Started).Round(time.Second))
 	}
 	if res.Verdict != results.Pass {
 		return exit.Failed(fmt.Errorf("%s: verdict FAIL", sc.Name))
@@ -220,5 +221,3 @@ func passFail(ok bool) string {
 	}
 	return "FAIL"
 }
-
-var _ = context.Background

@@ -18,6 +18,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/kmtproject/kmt/consumer"
 	"github.com/kmtproject/kmt/controller"
@@ -76,6 +77,11 @@ func AnomalyLimit(n int) Option { return func(o *options) { o.anomalyLimit = n }
 
 // ConsumerTune adjusts the consumers' sarama configuration. Default: none.
 func ConsumerTune(f func(*sarama.Config)) Option { return func(o *options) { o.consumerTune = f } }
+
+// MirrorSessionTimeout is the reference mirror's group session timeout on
+// the local target: how long after an abrupt kill its partitions stay
+// unclaimed.
+const MirrorSessionTimeout = 3 * time.Second
 
 // Consumer group ids of the local topology.
 const (
@@ -151,6 +157,9 @@ func New(w scenario.Workload, opts ...Option) (*Target, error) {
 		o.reg = prometheus.NewRegistry()
 	}
 	t := &Target{o: o, w: w, lat: latency.New()}
+	// Short group sessions: a killed replicator's partitions move on in
+	// seconds, which keeps time-scaled scenarios meaningful.
+	o.clusterOpts = append([]embedded.Option{embedded.KfakeOpts(kfake.GroupMinSessionTimeout(500 * time.Millisecond))}, o.clusterOpts...)
 	var err error
 	if t.src, err = embedded.Start(append([]embedded.Option{embedded.Name("source"), embedded.Brokers(w.Brokers)}, o.clusterOpts...)...); err != nil {
 		return nil, err
@@ -229,6 +238,7 @@ func (t *Target) Start(ctx context.Context) error {
 	srcConn.Dialer = t.link
 	m, err := mirror.New(srcConn, t.conn(t.dst, "kmt-mirror"), mirror.Config{
 		TopicRegex: "kmt-.*", Group: MirrorGroup, Workers: t.w.Replicators, Mode: mode, Faults: t.o.faults,
+		SessionTimeout: MirrorSessionTimeout,
 	}, t.mm)
 	if err != nil {
 		return fmt.Errorf("local: mirror: %w", err)
@@ -405,7 +415,7 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 		wantEnds += p.p.Counters().EndAcked
 	}
 	slog.Info("workload drain start", "end_markers", wantEnds, "loss_grace", t.w.LossGrace.D())
-	deadline := time.Now().Add(t.w.LossGrace.D() + 5*time.Second)
+	deadline := time.Now().Add(max(t.w.LossGrace.D(), 10*time.Second) + 5*time.Second)
 	for {
 		c := t.ledger.Counters()
 		if c.EndMarkers >= wantEnds && c.InFlight == 0 && t.mirrorCaughtUp() {

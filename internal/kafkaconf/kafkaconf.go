@@ -89,7 +89,9 @@ func (c Conn) Sarama() (*sarama.Config, error) {
 	cfg.Net.DialTimeout = 5 * time.Second
 	cfg.Metadata.Retry.Max = 5
 	cfg.Metadata.Retry.Backoff = 200 * time.Millisecond
-	cfg.Metadata.RefreshFrequency = 30 * time.Second
+	// Partition changes (topics grown at run time) are noticed at this pace,
+	// also by consumer groups.
+	cfg.Metadata.RefreshFrequency = 5 * time.Second
 	if c.TLS != nil {
 		cfg.Net.TLS.Enable = true
 		cfg.Net.TLS.Config = c.TLS

@@ -5,6 +5,7 @@
 package seqrange
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -164,4 +165,23 @@ func (s Set) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte(']')
 	return []byte(b.String()), nil
+}
+
+// UnmarshalJSON decodes a list of {lo, hi} ranges as written by MarshalJSON.
+// The ranges may come in any order and may overlap; they are normalised.
+// A range with hi < lo is an error; an empty one (hi == lo) is ignored.
+func (s *Set) UnmarshalJSON(b []byte) error {
+	var rs []Range
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return fmt.Errorf("seqrange: decode set: %w", err)
+	}
+	var out Set
+	for i, r := range rs {
+		if r.Hi < r.Lo {
+			return fmt.Errorf("seqrange: decode set: range %d has hi %d below lo %d", i, r.Hi, r.Lo)
+		}
+		out.AddRange(r.Lo, r.Hi)
+	}
+	*s = out
+	return nil
 }

@@ -1,0 +1,534 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmtproject/kmt/internal/latency"
+	"github.com/kmtproject/kmt/internal/message"
+)
+
+// Defaults of the Ledger options.
+const (
+	DefaultLossGrace  = 30 * time.Second
+	DefaultMaxStreams = 100000
+)
+
+// LedgerOption configures a Ledger.
+type LedgerOption func(*Ledger)
+
+// WithLossGrace sets how long a gap may stay open before its sequences are
+// declared lost. Default DefaultLossGrace (30s).
+func WithLossGrace(d time.Duration) LedgerOption { return func(l *Ledger) { l.grace = d } }
+
+// WithMaxStreams caps the number of tracked streams; messages of streams
+// beyond the cap are counted as untracked (with one warning) instead of
+// growing memory without bound. Default DefaultMaxStreams (100000).
+func WithMaxStreams(n int) LedgerOption { return func(l *Ledger) { l.maxStreams = int64(n) } }
+
+// WithLatencyRecorder makes the ledger record end-to-end latencies into r.
+// Default: a new recorder, see Ledger.Latency.
+func WithLatencyRecorder(r *latency.Recorder) LedgerOption { return func(l *Ledger) { l.lat = r } }
+
+// Ledger is the accounting state shared by every consumer instance of one
+// process: per (topic, partition) the streams seen there with their
+// Trackers, the offset high-water mark that turns re-reads into no-ops, the
+// foreign-record counts, and the end-to-end latency histogram.
+//
+// Each partition is accounted by one consumer at a time: a consumer holds
+// the partition's claim lock from the start to the end of its claim, so
+// after a rebalance the new owner starts only once the old one has finished.
+type Ledger struct {
+	m          *Metrics
+	grace      time.Duration
+	maxStreams int64
+	lat        *latency.Recorder
+
+	streams   atomic.Int64
+	limitHit  atomic.Bool
+	lastSweep atomic.Int64
+
+	mu        sync.Mutex
+	parts     map[partKey]*partition
+	list      []*partition
+	consumers []string
+}
+
+type partKey struct {
+	topic string
+	id    int32
+}
+
+// NewLedger returns an empty ledger reporting to m (nil: unregistered
+// metrics).
+func NewLedger(m *Metrics, opts ...LedgerOption) *Ledger {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	l := &Ledger{
+		m:          m,
+		grace:      DefaultLossGrace,
+		maxStreams: DefaultMaxStreams,
+		parts:      map[partKey]*partition{},
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.lat == nil {
+		l.lat = latency.New()
+	}
+	if l.grace <= 0 {
+		l.grace = DefaultLossGrace
+	}
+	if l.maxStreams <= 0 {
+		l.maxStreams = DefaultMaxStreams
+	}
+	return l
+}
+
+// LossGrace returns the loss grace period.
+func (l *Ledger) LossGrace() time.Duration { return l.grace }
+
+// Latency returns the recorder of end-to-end latencies (first arrivals
+// only), for the status line's window percentiles and the final summary.
+func (l *Ledger) Latency() *latency.Recorder { return l.lat }
+
+// Metrics returns the metrics the ledger reports to.
+func (l *Ledger) Metrics() *Metrics { return l.m }
+
+func (l *Ledger) addConsumer(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.consumers {
+		if c == id {
+			return
+		}
+	}
+	l.consumers = append(l.consumers, id)
+}
+
+// partition returns the state of a Kafka partition, creating it. topic is
+// the topic read; source is the stream topic (topic without the prefix a
+// replicator added).
+func (l *Ledger) partition(topic, source string, id int32) *partition {
+	k := partKey{topic, id}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.parts[k]; p != nil {
+		return p
+	}
+	p := &partition{
+		l:      l,
+		topic:  topic,
+		source: source,
+		id:     id,
+		own:    make(chan struct{}, 1),
+		runs:   map[string]*run{},
+	}
+	for i := range p.foreign {
+		p.foreign[i] = l.m.Foreign.WithLabelValues(source, reasonNames[i])
+	}
+	l.parts[k] = p
+	l.list = append(l.list, p)
+	return p
+}
+
+func (l *Ledger) partitions() []*partition {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*partition(nil), l.list...)
+}
+
+// Why a record was not a kmt message.
+const (
+	reasonBadKey = iota
+	reasonNoMetadata
+	reasonBadSequence
+	reasonBadTime
+	reasonBadIdentity
+	reasonWrongEncoding
+	reasonOther
+	numReasons
+)
+
+// reasonNames are the reason label values of kmt_consumer_foreign_total and
+// the keys of Totals.ForeignByReason. wrong_encoding is a record that
+// decodes with the other encoding (consumer --headers does not match the
+// producer's).
+var reasonNames = [numReasons]string{"bad_key", "no_metadata", "bad_sequence", "bad_time", "bad_identity", "wrong_encoding", "other"}
+
+func reasonOf(err error) int {
+	switch {
+	case errors.Is(err, message.ErrNoKey):
+		return reasonBadKey
+	case errors.Is(err, message.ErrNoMetadata):
+		return reasonNoMetadata
+	case errors.Is(err, message.ErrBadSequence):
+		return reasonBadSequence
+	case errors.Is(err, message.ErrBadTime):
+		return reasonBadTime
+	case errors.Is(err, message.ErrBadIdentity):
+		return reasonBadIdentity
+	}
+	return reasonOther
+}
+
+// partition is the accounting of one Kafka partition.
+type partition struct {
+	l      *Ledger
+	topic  string // the topic read
+	source string // the stream topic
+	id     int32
+	own    chan struct{} // claim lock: full while a consumer owns the partition
+	lag    atomic.Int64
+
+	mu          sync.Mutex // guards everything below
+	started     bool
+	adopting    bool  // the first record this process saw was at offset > 0
+	firstOffset int64 // offset of that first record
+	nextOffset  int64 // every offset below was processed
+	resumes     int
+	meta        message.Meta // decode target, reused
+	scratch     []byte       // run lookup key, reused
+	runs        map[string]*run
+	last        *run
+	gappy       []gappy // trackers with open gaps
+	c           partCounts
+	lat         latencyBatch // e2e latency observations not yet in Prometheus
+	foreign     [numReasons]prometheus.Counter
+}
+
+type partCounts struct {
+	results    [numResults]uint64
+	lost       uint64 // sequences declared lost
+	endMarkers uint64
+	rereads    uint64
+	untracked  uint64
+	foreign    [numReasons]uint64
+}
+
+type gappy struct {
+	t *Tracker
+	r *run
+}
+
+// run is one producer run's streams in one partition.
+type run struct {
+	producer, run string
+	streams       map[uint32]*Tracker
+	rm            *runMetrics
+	pending       [numResults]uint64 // not yet added to Prometheus
+	pendingLost   uint64
+}
+
+// acquire takes the partition's claim lock, waiting for a previous owner to
+// finish.
+func (p *partition) acquire(ctx context.Context) error {
+	select {
+	case p.own <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release gives the claim lock back, after flushing the metrics and
+// clearing the partition's lag (another member may own it next).
+func (p *partition) release() {
+	p.mu.Lock()
+	p.flush()
+	p.mu.Unlock()
+	p.lag.Store(0)
+	<-p.own
+}
+
+// beginClaim notes a claim starting at offset initial (the group's committed
+// offset, or negative for "oldest"). When it lies beyond what this process
+// processed, another consumer process read the offsets in between: every
+// stream of the partition resumes (see Tracker.Resume) so that what that
+// process read is not declared lost here.
+func (p *partition) beginClaim(initial int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started || initial < 0 || initial <= p.nextOffset {
+		return
+	}
+	slog.Info("consumer partition resumed after offsets read by another process",
+		"topic", p.topic, "partition", p.id, "processed_to", p.nextOffset, "resume_at", initial)
+	for _, r := range p.runs {
+		for _, t := range r.streams {
+			t.Resume()
+		}
+	}
+	p.resumes++
+	p.nextOffset = initial
+}
+
+// account validates one record received at now (Unix nanoseconds). The
+// caller holds p.mu. It does not allocate once the record's stream exists.
+func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, now int64) {
+	if msg.Offset < p.nextOffset {
+		p.c.rereads++
+		return
+	}
+	if !p.started {
+		p.started, p.adopting, p.firstOffset = true, msg.Offset > 0, msg.Offset
+	}
+	p.nextOffset = msg.Offset + 1
+	m := &p.meta
+	var err error
+	if enc == message.Body {
+		err = message.DecodeBody(msg.Key, msg.Value, m)
+	} else {
+		err = message.DecodeHeaders(msg.Key, msg.Headers, m)
+	}
+	if err != nil {
+		p.foreignRecord(msg, enc, err)
+		return
+	}
+	r := p.lookup(m.Producer, m.Run)
+	t := r.streams[m.Key]
+	if t == nil {
+		if t = p.newStream(r, m); t == nil {
+			return
+		}
+	}
+	if m.End {
+		p.c.endMarkers++
+		p.addLost(r, t.End(m.Seq, now))
+		p.list(t, r)
+		return
+	}
+	res := t.Arrive(m.Seq, now)
+	p.c.results[res]++
+	r.pending[res]++
+	switch res {
+	case Duplicate:
+		return // a re-delivery: its age is not a delivery latency
+	case Gap:
+		p.list(t, r)
+	}
+	d := time.Duration(now - m.UnixNano)
+	p.l.lat.Record(d)
+	p.lat.observe(d.Seconds())
+}
+
+// lookup finds or creates the run of producer/runID without allocating when
+// it exists.
+func (p *partition) lookup(producer, runID []byte) *run {
+	if r := p.last; r != nil && string(producer) == r.producer && string(runID) == r.run {
+		return r
+	}
+	p.scratch = append(append(append(p.scratch[:0], producer...), '/'), runID...)
+	r := p.runs[string(p.scratch)]
+	if r == nil {
+		r = &run{
+			producer: string(producer),
+			run:      string(runID),
+			streams:  map[uint32]*Tracker{},
+			rm:       p.l.m.forRun(p.source, string(producer)),
+		}
+		p.runs[string(p.scratch)] = r
+	}
+	p.last = r
+	return r
+}
+
+// newStream creates the tracker of a stream seen for the first time, or
+// returns nil when the stream cap is reached. In a partition whose first
+// record this process saw was beyond offset 0 the stream is adopted: its
+// first sequence becomes its baseline.
+func (p *partition) newStream(r *run, m *message.Meta) *Tracker {
+	if p.l.streams.Add(1) > p.l.maxStreams {
+		p.l.streams.Add(-1)
+		p.c.untracked++
+		if p.l.limitHit.CompareAndSwap(false, true) {
+			slog.Warn("consumer stream limit reached; messages of further streams are counted as untracked",
+				"max_streams", p.l.maxStreams, "topic", p.source, "producer", r.producer)
+		}
+		return nil
+	}
+	t := &Tracker{}
+	if p.adopting {
+		t.Adopt(m.Seq)
+	}
+	r.streams[m.Key] = t
+	return t
+}
+
+func (p *partition) list(t *Tracker, r *run) {
+	if !t.listed && t.x != nil && len(t.x.gaps) > 0 {
+		t.listed = true
+		p.gappy = append(p.gappy, gappy{t, r})
+	}
+}
+
+func (p *partition) addLost(r *run, n uint64) {
+	p.c.lost += n
+	r.pendingLost += n
+}
+
+func (p *partition) foreignRecord(msg *sarama.ConsumerMessage, enc message.Encoding, err error) {
+	reason := reasonOf(err)
+	if reason != reasonBadKey {
+		var other error
+		if enc == message.Body {
+			other = message.DecodeHeaders(msg.Key, msg.Headers, &p.meta)
+		} else {
+			other = message.DecodeBody(msg.Key, msg.Value, &p.meta)
+		}
+		if other == nil {
+			reason = reasonWrongEncoding
+		}
+	}
+	p.c.foreign[reason]++
+	p.foreign[reason].Inc()
+}
+
+// sweep declares lost the gaps opened at or before cutoff and drops
+// trackers without open gaps from the list. The caller holds p.mu.
+func (p *partition) sweep(cutoff int64) {
+	keep := p.gappy[:0]
+	for _, g := range p.gappy {
+		p.addLost(g.r, g.t.Expire(cutoff))
+		if len(g.t.x.gaps) > 0 {
+			keep = append(keep, g)
+		} else {
+			g.t.listed = false
+		}
+	}
+	clear(p.gappy[len(keep):])
+	p.gappy = keep
+}
+
+// pending returns how many sequences are in open gaps. The caller holds
+// p.mu.
+func (p *partition) pending() uint64 {
+	var n uint64
+	for _, g := range p.gappy {
+		n += g.t.PendingLen()
+	}
+	return n
+}
+
+// flush adds the counts accumulated since the last flush to Prometheus. The
+// caller holds p.mu.
+func (p *partition) flush() {
+	p.l.m.Latency.add(p.source, &p.lat)
+	for _, r := range p.runs {
+		for i, n := range r.pending {
+			if n > 0 {
+				r.rm.results[i].Add(float64(n))
+				r.pending[i] = 0
+			}
+		}
+		if r.pendingLost > 0 {
+			r.rm.lost.Add(float64(r.pendingLost))
+			r.pendingLost = 0
+		}
+	}
+}
+
+// Sweep declares lost every gap that has been open for the loss grace
+// period at now, and brings the Prometheus metrics up to date. Consumers
+// call it once a second; call it yourself to account at a chosen time.
+func (l *Ledger) Sweep(now time.Time) {
+	l.lastSweep.Store(now.UnixNano())
+	cutoff := now.Add(-l.grace).UnixNano()
+	inflight := map[string]uint64{}
+	lag := map[string]int64{}
+	for _, p := range l.partitions() {
+		p.mu.Lock()
+		p.sweep(cutoff)
+		p.flush()
+		inflight[p.source] += p.pending()
+		p.mu.Unlock()
+		lag[p.source] += p.lag.Load()
+	}
+	for topic, n := range inflight {
+		l.m.InFlight.WithLabelValues(topic).Set(float64(n))
+	}
+	for topic, n := range lag {
+		l.m.Lag.WithLabelValues(topic).Set(float64(n))
+	}
+	l.m.Streams.Set(float64(l.streams.Load()))
+}
+
+// maybeSweep sweeps unless another consumer of the ledger did within the
+// last half interval.
+func (l *Ledger) maybeSweep(now time.Time, interval time.Duration) {
+	last := l.lastSweep.Load()
+	if now.UnixNano()-last < int64(interval/2) {
+		return
+	}
+	if l.lastSweep.CompareAndSwap(last, now.UnixNano()) {
+		l.Sweep(now)
+	}
+}
+
+// Counters is a cheap snapshot of the ledger's totals, for a status line.
+type Counters struct {
+	// Received counts unique data messages: every arrival that was not a
+	// duplicate (InOrder + Reordered + Gaps + Late).
+	Received   uint64 `json:"received"`
+	InOrder    uint64 `json:"in_order"`
+	Duplicates uint64 `json:"duplicates"`
+	Reordered  uint64 `json:"reordered"`
+	Gaps       uint64 `json:"gaps"`
+	Late       uint64 `json:"late"`
+	// LostDeclared counts sequences ever declared lost; Lost those still
+	// missing (LostDeclared - Late).
+	LostDeclared uint64 `json:"lost_declared"`
+	Lost         uint64 `json:"lost"`
+	// InFlight counts missing sequences still within the loss grace.
+	InFlight   uint64 `json:"in_flight"`
+	EndMarkers uint64 `json:"end_markers"`
+	Foreign    uint64 `json:"foreign"`
+	Rereads    uint64 `json:"rereads"`
+	Untracked  uint64 `json:"untracked"`
+	Streams    int64  `json:"streams"`
+}
+
+// Counters returns the current totals over every partition.
+func (l *Ledger) Counters() Counters {
+	var c Counters
+	for _, p := range l.partitions() {
+		p.mu.Lock()
+		c.InOrder += p.c.results[InOrder]
+		c.Duplicates += p.c.results[Duplicate]
+		c.Reordered += p.c.results[Reordered]
+		c.Gaps += p.c.results[Gap]
+		c.Late += p.c.results[Late]
+		c.LostDeclared += p.c.lost
+		c.InFlight += p.pending()
+		c.EndMarkers += p.c.endMarkers
+		c.Rereads += p.c.rereads
+		c.Untracked += p.c.untracked
+		for _, n := range p.c.foreign {
+			c.Foreign += n
+		}
+		p.mu.Unlock()
+	}
+	c.Received = c.InOrder + c.Reordered + c.Gaps + c.Late
+	c.Lost = c.LostDeclared - c.Late
+	c.Streams = l.streams.Load()
+	return c
+}
+
+// sortPartitions orders partitions by topic and id.
+func sortPartitions(ps []*partition) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].topic != ps[j].topic {
+			return ps[i].topic < ps[j].topic
+		}
+		return ps[i].id < ps[j].id
+	})
+}
