@@ -22,7 +22,18 @@ build: ## Build bin/kmt.
 
 .PHONY: run
 run: build ## Run a two-region replication test on embedded clusters (kmt local).
-	./$(BIN) local $(ARGS)
+	./$(BIN) --log-level warn local $(ARGS)
+
+.PHONY: run-monitored
+run-monitored: build ## Run kmt local with a Prometheus scraping it (alert rules loaded); prints the URLs.
+	@bash scripts/run-monitored.sh ./$(BIN) $(ARGS)
+
+# Scenario for `make scenario`, e.g. make scenario NAME=kill-source-broker SCALE=0.1
+NAME ?= kill-source-broker
+SCALE ?= 1
+.PHONY: scenario
+scenario: build ## Run scenarios/$(NAME).yaml on the local target (SCALE=0.1 runs it 10x faster).
+	./$(BIN) --log-level warn controller run --scenario scenarios/$(NAME).yaml --target local --time-scale $(SCALE) $(ARGS)
 
 .PHONY: test-deps
 test-deps: ## Install the Debian tools the tests use (prometheus, kcat, chromium) when missing.
