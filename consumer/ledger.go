@@ -38,6 +38,13 @@ func WithMaxStreams(n int) LedgerOption { return func(l *Ledger) { l.maxStreams 
 // Default: a new recorder, see Ledger.Latency.
 func WithLatencyRecorder(r *latency.Recorder) LedgerOption { return func(l *Ledger) { l.lat = r } }
 
+// WithIgnore makes the ledger skip, unaccounted, every record ignore returns
+// true for, as a consumer with a bug would: self-tests of the controller's
+// loss attribution use it. Default nil: nothing is skipped.
+func WithIgnore(ignore func(*sarama.ConsumerMessage) bool) LedgerOption {
+	return func(l *Ledger) { l.ignore = ignore }
+}
+
 // Ledger is the accounting state shared by every consumer instance of one
 // process: per (topic, partition) the streams seen there with their
 // Trackers, the offset high-water mark that turns re-reads into no-ops, the
@@ -51,6 +58,7 @@ type Ledger struct {
 	grace      time.Duration
 	maxStreams int64
 	lat        *latency.Recorder
+	ignore     func(*sarama.ConsumerMessage) bool
 
 	streams   atomic.Int64
 	limitHit  atomic.Bool
@@ -283,6 +291,9 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 		p.started, p.adopting, p.firstOffset = true, msg.Offset > 0, msg.Offset
 	}
 	p.nextOffset = msg.Offset + 1
+	if p.l.ignore != nil && p.l.ignore(msg) {
+		return
+	}
 	m := &p.meta
 	var err error
 	if enc == message.Body {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kmtproject/kmt/consumer"
 	"github.com/kmtproject/kmt/controller"
+	"github.com/kmtproject/kmt/controller/readback"
 	"github.com/kmtproject/kmt/controller/reconcile"
 	"github.com/kmtproject/kmt/controller/scenario"
 	"github.com/kmtproject/kmt/internal/embedded"
@@ -45,6 +46,7 @@ type options struct {
 	conn         func(kafkaconf.Conn) kafkaconf.Conn
 	anomalyLimit int
 	consumerTune func(*sarama.Config)
+	ignore       func(*sarama.ConsumerMessage) bool
 }
 
 // Registry registers every component's metrics with reg. Default: a fresh
@@ -74,6 +76,13 @@ func ConnHook(f func(kafkaconf.Conn) kafkaconf.Conn) Option { return func(o *opt
 // AnomalyLimit caps how many per-stream anomalies the outcome lists.
 // Default 50.
 func AnomalyLimit(n int) Option { return func(o *options) { o.anomalyLimit = n } }
+
+// ConsumerIgnore makes the consumers skip the records ignore returns true
+// for, as a buggy consumer would (self-tests of loss attribution). Default:
+// none.
+func ConsumerIgnore(ignore func(*sarama.ConsumerMessage) bool) Option {
+	return func(o *options) { o.ignore = ignore }
+}
 
 // ConsumerTune adjusts the consumers' sarama configuration. Default: none.
 func ConsumerTune(f func(*sarama.Config)) Option { return func(o *options) { o.consumerTune = f } }
@@ -172,7 +181,7 @@ func New(w scenario.Workload, opts ...Option) (*Target, error) {
 	t.pm = producer.NewMetrics(o.reg)
 	t.cm = consumer.NewMetrics(o.reg)
 	t.mm = mirror.NewMetrics(o.reg)
-	t.ledger = consumer.NewLedger(t.cm, consumer.WithLossGrace(w.LossGrace.D()), consumer.WithLatencyRecorder(t.lat))
+	t.ledger = consumer.NewLedger(t.cm, consumer.WithLossGrace(w.LossGrace.D()), consumer.WithLatencyRecorder(t.lat), consumer.WithIgnore(o.ignore))
 	for i := 0; i < w.Topics; i++ {
 		t.topics = append(t.topics, "kmt-"+strconv.Itoa(i))
 	}
@@ -436,7 +445,7 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	t.mu.Lock()
 	t.finished = true
 	t.mu.Unlock()
-	return t.outcome(prods), nil
+	return t.outcome(ctx, prods), nil
 }
 
 // mirrorCaughtUp reports whether the mirror has nothing left to replicate.
@@ -447,7 +456,7 @@ func (t *Target) mirrorCaughtUp() bool {
 	return m == nil || m.Counters().Lag <= 0
 }
 
-func (t *Target) outcome(prods []*producerProc) *controller.Final {
+func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller.Final {
 	var produced []reconcile.Produced
 	var unresolved uint64
 	for _, p := range prods {
@@ -463,6 +472,9 @@ func (t *Target) outcome(prods []*producerProc) *controller.Final {
 		received = append(received, reconcile.Received{Stream: s.Stream, Seen: s.Seen, Duplicates: s.Duplicates, Reordered: s.Reordered, Late: s.Late})
 	}
 	o := reconcile.Reconcile(produced, received)
+	if o.Lost > 0 {
+		t.locate(ctx, &o)
+	}
 	t.mu.Lock()
 	d := t.stopped.Sub(t.started)
 	t.mu.Unlock()
@@ -490,6 +502,33 @@ func (t *Target) outcome(prods []*producerProc) *controller.Final {
 		slog.Warn("produces without outcome", "messages", unresolved)
 	}
 	return f
+}
+
+// locate reads both clusters back and records, per stream, where its lost
+// messages went missing. With trimming on, deleted records would look like
+// producer loss, so nothing is located then.
+func (t *Target) locate(ctx context.Context, o *reconcile.Outcome) {
+	if t.o.trimEvery > 0 {
+		slog.Info("loss attribution skipped: records were trimmed")
+		return
+	}
+	topics := t.Topics()
+	src, err := readback.Scan(ctx, t.conn(t.src, "kmt-readback"), topics, "", t.encoding())
+	if err != nil {
+		slog.Warn("loss attribution failed", "cluster", "source", "err", err)
+		return
+	}
+	dst, err := readback.Scan(ctx, t.conn(t.dst, "kmt-readback"), topics, "", t.encoding())
+	if err != nil {
+		slog.Warn("loss attribution failed", "cluster", "destination", "err", err)
+		return
+	}
+	for i := range o.Streams {
+		s := &o.Streams[i]
+		if !s.Lost.Empty() {
+			s.LostWhere = readback.Attribute(s.Stream, s.Lost, src, dst)
+		}
+	}
 }
 
 // Sample returns the workload's cumulative counters now.

@@ -34,20 +34,25 @@ func run(t *testing.T, sc *scenario.Scenario, during func(*local.Target), opts .
 		t.Fatal(err)
 	}
 	t.Cleanup(tg.Shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	r := &controller.Runner{Target: tg, Scenario: sc}
 	if during != nil {
 		go func() {
 			time.Sleep(sc.Workload.Duration.D() / 2)
 			during(tg)
 		}()
 	}
-	res, err := r.Run(ctx)
+	return runOn(t, tg, sc), tg
+}
+
+// runOn runs sc on tg and returns the results.
+func runOn(t *testing.T, tg *local.Target, sc *scenario.Scenario) *results.Results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := (&controller.Runner{Target: tg, Scenario: sc}).Run(ctx)
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	return res, tg
+	return res
 }
 
 func TestCleanRunPasses(t *testing.T) {

@@ -56,6 +56,9 @@ type Stream struct {
 	Unexpected                  seqrange.Set
 	Received                    uint64
 	Duplicates, Reordered, Late uint64
+	// LostWhere, when the lost sequences were located (see package
+	// readback), splits Lost by where they went missing.
+	LostWhere map[string]seqrange.Set
 }
 
 // Outcome is the reconciled result of a run.
@@ -165,7 +168,13 @@ func (o Outcome) Anomalies(limit int) ([]results.Anomaly, map[string]uint64) {
 		}
 	}
 	for _, s := range o.Streams {
-		add(results.Anomaly{Stream: s.Stream, Kind: "lost", Count: s.Lost.Len(), Ranges: s.Lost.Ranges()})
+		if len(s.LostWhere) == 0 {
+			add(results.Anomaly{Stream: s.Stream, Kind: "lost", Count: s.Lost.Len(), Ranges: s.Lost.Ranges()})
+		}
+		for _, where := range []string{"source", "replicator", "consumer"} {
+			set := s.LostWhere[where]
+			add(results.Anomaly{Stream: s.Stream, Kind: "lost", Count: set.Len(), Ranges: set.Ranges(), Where: where})
+		}
 		add(results.Anomaly{Stream: s.Stream, Kind: "never_acked", Count: s.NeverAcked.Len(), Ranges: s.NeverAcked.Ranges()})
 		add(results.Anomaly{Stream: s.Stream, Kind: "unexpected", Count: s.Unexpected.Len(), Ranges: s.Unexpected.Ranges()})
 		add(results.Anomaly{Stream: s.Stream, Kind: "duplicated", Count: s.Duplicates})

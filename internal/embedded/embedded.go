@@ -54,6 +54,9 @@ type Cluster struct {
 	name string
 	kf   *kfake.Cluster
 
+	hooksMu sync.Mutex
+	hooks   []ProduceHook
+
 	mu    sync.Mutex
 	ports map[int32]int // node id -> port, for brokers alive or killed
 	live  map[int32]bool
@@ -101,9 +104,25 @@ func Start(opts ...Option) (*Cluster, error) {
 	return c, nil
 }
 
-// saramaCompat rewrites the partition leader epoch of produced batches to -1.
-// sarama writes 0 there (brokers overwrite it); kfake rejects anything but -1.
-// The epoch is outside the batch CRC, so nothing else changes.
+// ProduceHook sees every produce request after the sarama fix-up. It may
+// answer the request itself (handled true: the cluster does not store it)
+// or let the cluster handle it. Hooks run in the order they were added.
+type ProduceHook func(req *kmsg.ProduceRequest) (resp kmsg.Response, err error, handled bool)
+
+// OnProduce adds a produce hook, for injecting broker faults (rejections,
+// acks without storing, delays). kfake runs one control function per
+// request, so every produce fault must go through here, not through
+// Kfake().ControlKey, or the sarama fix-up would be skipped.
+func (c *Cluster) OnProduce(h ProduceHook) {
+	c.hooksMu.Lock()
+	c.hooks = append(c.hooks, h)
+	c.hooksMu.Unlock()
+}
+
+// saramaCompat rewrites the partition leader epoch of produced batches to -1,
+// then runs the produce hooks. sarama writes 0 there (brokers overwrite it);
+// kfake rejects anything but -1. The epoch is outside the batch CRC, so
+// nothing else changes.
 func (c *Cluster) saramaCompat(r kmsg.Request) (kmsg.Response, error, bool) {
 	c.kf.KeepControl()
 	req, ok := r.(*kmsg.ProduceRequest)
@@ -116,6 +135,14 @@ func (c *Cluster) saramaCompat(r kmsg.Request) (kmsg.Response, error, bool) {
 			if len(rec) >= 17 && rec[16] == 2 {
 				binary.BigEndian.PutUint32(rec[12:16], 0xffffffff)
 			}
+		}
+	}
+	c.hooksMu.Lock()
+	hooks := c.hooks
+	c.hooksMu.Unlock()
+	for _, h := range hooks {
+		if resp, err, handled := h(req); handled {
+			return resp, err, true
 		}
 	}
 	return nil, nil, false
