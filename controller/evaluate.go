@@ -229,35 +229,51 @@ func sampleAt(samples []Sample, t time.Time, after bool) *Sample {
 
 func meanThroughput(samples []Sample, from, to time.Time) float64 {
 	a, b := sampleAt(samples, from, false), sampleAt(samples, to, true)
-	if a == nil || b == nil || !b.Time.After(a.Time) || b.TargetRate == 0 {
+	if a == nil || b == nil || !b.Time.After(a.Time) || a.TargetRate == 0 {
 		return 0
 	}
 	rate := float64(b.Received-a.Received) / b.Time.Sub(a.Time).Seconds()
-	return 100 * rate / b.TargetRate
+	return 100 * rate / a.TargetRate
 }
 
 // recovery returns how long after end the condition of a first held, at the
 // close of the first whole sampling interval after end in which it held and
-// kept holding in the next interval too.
+// kept holding in the next interval too. Intervals without a target rate
+// (the workload had stopped) cannot be judged and are skipped.
 func recovery(a scenario.Assertion, end time.Time, samples []Sample) (time.Duration, bool) {
-	holds := func(i int) bool {
+	judge := func(i int) (holds, valid bool) {
 		prev, s := samples[i-1], samples[i]
 		if a.Metric == "throughput" {
 			dt := s.Time.Sub(prev.Time).Seconds()
-			if dt <= 0 || s.TargetRate == 0 {
-				return false
+			if dt <= 0 || prev.TargetRate == 0 {
+				return false, false
 			}
-			return a.Holds(100 * float64(s.Received-prev.Received) / dt / s.TargetRate)
+			// The target of the interval is the one at its start.
+			return a.Holds(100 * float64(s.Received-prev.Received) / dt / prev.TargetRate), true
 		}
-		return a.Holds(latencyOf(a.Metric, s).Seconds())
+		return a.Holds(latencyOf(a.Metric, s).Seconds()), prev.TargetRate > 0
 	}
+	var valid []int
 	for i := 1; i < len(samples); i++ {
-		if samples[i-1].Time.Before(end) {
-			continue // the interval overlaps the fault
+		// An interval counts as after the fault when most of it is.
+		mid := samples[i-1].Time.Add(samples[i].Time.Sub(samples[i-1].Time) / 2)
+		if mid.Before(end) {
+			continue
 		}
-		if holds(i) && (i+1 >= len(samples) || holds(i+1)) {
-			return samples[i].Time.Sub(end), true
+		if _, ok := judge(i); ok {
+			valid = append(valid, i)
 		}
+	}
+	for k, i := range valid {
+		if h, _ := judge(i); !h {
+			continue
+		}
+		if k+1 < len(valid) {
+			if next, _ := judge(valid[k+1]); !next {
+				continue
+			}
+		}
+		return samples[i].Time.Sub(end), true
 	}
 	return 0, false
 }

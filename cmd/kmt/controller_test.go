@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kmtproject/kmt/internal/exit"
+	"github.com/kmtproject/kmt/internal/results"
+)
+
+func writeScenario(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "s.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestControllerInvalidScenarioExits2(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct{ body, want string }{
+		{"workload:\n  rate: 10\nsteps:\n  - at: 1s\n    action: explode\n", `line 4: steps[0].action: "explode" is not one of`},
+		{"workload:\n  partitons: 3\n", "line 2: unknown field workload.partitons"},
+	} {
+		p := writeScenario(t, c.body)
+		for _, sub := range [][]string{{"controller", "run", "--scenario", p}, {"controller", "validate", "--scenario", p}} {
+			err, _ := runKmt(ctx, t, sub...)
+			if exit.Code(err) != exit.Usage || err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%v: exit %d err %v, want 2 naming %q", sub[:2], exit.Code(err), err, c.want)
+			}
+		}
+	}
+	err, _ := runKmt(ctx, t, "controller", "run", "--scenario", writeScenario(t, "steps: []\n"), "--time-scale", "-1")
+	if exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "--time-scale") {
+		t.Errorf("bad time scale: %v", err)
+	}
+	err, _ = runKmt(ctx, t, "local", "--rate", "-5")
+	if exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "--rate") {
+		t.Errorf("local --rate -5: %v", err)
+	}
+	err, _ = runKmt(ctx, t, "local", "--no-such-flag")
+	if exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "no-such-flag") {
+		t.Errorf("unknown flag: %v", err)
+	}
+}
+
+// TestControllerRunLocal runs a short scenario with one fault through the
+// CLI: exit code by verdict, results and summary files, Grafana annotations.
+func TestControllerRunLocal(t *testing.T) {
+	var mu sync.Mutex
+	var annotations []map[string]any
+	grafana := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/annotations" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		var a map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&a)
+		mu.Lock()
+		annotations = append(annotations, a)
+		mu.Unlock()
+		w.Write([]byte(`{"id":1}`))
+	}))
+	defer grafana.Close()
+	dir := t.TempDir()
+	p := writeScenario(t, `name: cli
+workload: {rate: 300, duration: 6s, loss_grace: 3s, replicators: 1}
+steps:
+  - at: 2s
+    action: network
+    latency: 20ms
+    for: 2s
+    expect:
+      - lost == 0
+      - "recovers: throughput >= 50% within 3s"
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err, out := runKmt(ctx, t, "controller", "run", "--scenario", p, "--metrics-addr", "127.0.0.1:0",
+		"--results-json", filepath.Join(dir, "results.json"), "--summary-json", filepath.Join(dir, "summary.json"),
+		"--grafana-url", grafana.URL, "--grafana-token", "tok")
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"degrade WAN link: latency 20ms", "lost == 0", "verdict: PASS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	res, err := results.ReadResults(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Steps) != 1 || len(res.Steps[0].Assertions) != 2 || res.Steps[0].End.Sub(res.Steps[0].Start) < 2*time.Second {
+		t.Errorf("steps %+v", res.Steps)
+	}
+	var sum map[string]any
+	b, _ := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"verdict", "duration_s", "produced", "acked", "produce_errors", "received", "lost", "duplicated", "reordered", "late", "foreign", "latency_ms", "throughput_msgs_per_s"} {
+		if _, ok := sum[k]; !ok {
+			t.Errorf("summary.json lacks %q", k)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(annotations) != 1 || annotations[0]["timeEnd"] == nil || !strings.Contains(annotations[0]["text"].(string), "latency") {
+		t.Errorf("annotations %v", annotations)
+	}
+}
+
+func TestControllerFailVerdictExits1(t *testing.T) {
+	p := writeScenario(t, "workload: {rate: 200, duration: 3s, loss_grace: 2s, replicators: 1}\nexpect: [lost == 0, duplicated > 0]\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err, out := runKmt(ctx, t, "controller", "run", "--scenario", p, "--metrics-addr", "")
+	var e *exit.Error
+	if !errors.As(err, &e) || e.Code != exit.Fail || !strings.Contains(out, "verdict: FAIL") {
+		t.Fatalf("err %v, want exit 1 and a FAIL verdict\n%s", err, out)
+	}
+}
