@@ -141,6 +141,11 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 	res.AnomalyTotals = final.AnomalyTotals
 	res.Latency = final.Latency
 	Evaluate(sc, res, samples)
+	if r.Metrics != nil {
+		for _, st := range res.Steps {
+			r.Metrics.Steps.WithLabelValues(strings.ToLower(st.Verdict)).Inc()
+		}
+	}
 	if stepErr != nil {
 		res.Verdict = results.Fail
 		return res, stepErr

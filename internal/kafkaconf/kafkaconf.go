@@ -71,7 +71,7 @@ func (c Conn) Validate() error {
 			return fmt.Errorf("broker address %q is not host:port", b)
 		}
 	}
-	return nil
+	return c.SASL.validate()
 }
 
 // Sarama returns a sarama configuration for c with kmt's defaults. Callers
