@@ -63,3 +63,6 @@ lint: ## gofmt, go vet, staticcheck (when it installs).
 .PHONY: tidy-check
 tidy-check: ## Fail when go mod tidy would change go.mod or go.sum.
 	$(GO) mod tidy -diff
+
+# Kubernetes: clusters, Kafka, replicator, kmt fleet, chaos (see docs/kubernetes.md).
+include k8s.mk
