@@ -27,6 +27,7 @@ import (
 	"github.com/kmtproject/kmt/controller/scenario"
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/killswitch"
 	"github.com/kmtproject/kmt/internal/latency"
 	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/internal/results"
@@ -90,7 +91,7 @@ func ConsumerTune(f func(*sarama.Config)) Option { return func(o *options) { o.c
 // MirrorSessionTimeout is the reference mirror's group session timeout on
 // the local target: how long after an abrupt kill its partitions stay
 // unclaimed.
-const MirrorSessionTimeout = 3 * time.Second
+const MirrorSessionTimeout = 6 * time.Second
 
 // Consumer group ids of the local topology.
 const (
@@ -102,6 +103,8 @@ type proc struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
+	id     string             // the component's id (consumers)
+	cut    *killswitch.Switch // its dialer, for an abrupt kill (consumers)
 }
 
 func start(parent context.Context, run func(context.Context) error) *proc {
@@ -126,6 +129,7 @@ type Target struct {
 	w        scenario.Workload
 	src, dst *embedded.Cluster
 	link     *wan.Link
+	dstLink  *wan.Link
 	pm       *producer.Metrics
 	cm       *consumer.Metrics
 	mm       *mirror.Metrics
@@ -148,11 +152,15 @@ type Target struct {
 	started   time.Time
 	stopped   time.Time
 	finished  bool
+	finishing bool // Finish has taken the list of producers to stop
 }
 
 type producerProc struct {
 	p *producer.Producer
 	*proc
+	topics     []string
+	partitions int
+	cut        *killswitch.Switch // its dialer, for an abrupt kill
 }
 
 // New starts the two embedded clusters and the WAN link. w must have its
@@ -178,6 +186,14 @@ func New(w scenario.Workload, opts ...Option) (*Target, error) {
 		return nil, err
 	}
 	t.link = wan.New(wan.Name("wan"))
+	t.dstLink = wan.New(wan.Name("destination"))
+	if d := w.DestinationLatency.D(); d > 0 {
+		if err := t.dstLink.Set(wan.Conditions{Latency: d}); err != nil {
+			t.src.Close()
+			t.dst.Close()
+			return nil, fmt.Errorf("local: destination latency: %w", err)
+		}
+	}
 	t.pm = producer.NewMetrics(o.reg)
 	t.cm = consumer.NewMetrics(o.reg)
 	t.mm = mirror.NewMetrics(o.reg)
@@ -245,7 +261,9 @@ func (t *Target) Start(ctx context.Context) error {
 	}
 	srcConn := t.conn(t.src, "kmt-mirror")
 	srcConn.Dialer = t.link
-	m, err := mirror.New(srcConn, t.conn(t.dst, "kmt-mirror"), mirror.Config{
+	dstConn := t.conn(t.dst, "kmt-mirror")
+	dstConn.Dialer = t.dstLink
+	m, err := mirror.New(srcConn, dstConn, mirror.Config{
 		TopicRegex: "kmt-.*", Group: MirrorGroup, Workers: t.w.Replicators, Mode: mode, Faults: t.o.faults,
 		SessionTimeout: MirrorSessionTimeout,
 	}, t.mm)
@@ -336,17 +354,29 @@ func (t *Target) startProducer(topics []string, partitions int) error {
 	t.prodSeq++
 	id := "producer-" + strconv.Itoa(t.prodSeq)
 	t.mu.Unlock()
-	p, err := producer.New(t.conn(t.src, id), producer.Config{
+	return t.startProducerAs(id, topics, partitions)
+}
+
+// startProducerAs starts a producer with id (a new run of it when the id
+// ran before).
+func (t *Target) startProducerAs(id string, topics []string, partitions int) error {
+	conn := t.conn(t.src, id)
+	cut := killswitch.New(nil)
+	conn.Dialer = cut
+	p, err := producer.New(conn, producer.Config{
 		ID: id, Topics: topics, Rate: t.w.Rate, MessageSize: t.w.MessageSize,
 		Partitions: partitions, Encoding: t.encoding(),
 	}, t.pm)
 	if err != nil {
 		return fmt.Errorf("local: producer %s: %w", id, err)
 	}
-	pp := &producerProc{p: p, proc: start(t.runCtx, p.Run)}
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.finishing { // Finish would not stop it
+		return fmt.Errorf("local: producer %s: the workload is finishing", id)
+	}
+	pp := &producerProc{p: p, proc: start(t.runCtx, p.Run), topics: topics, partitions: partitions, cut: cut}
 	t.producers = append(t.producers, pp)
-	t.mu.Unlock()
 	return nil
 }
 
@@ -360,14 +390,27 @@ func (t *Target) startConsumers() {
 		if t.consGen > 1 {
 			id = fmt.Sprintf("consumer-%d.%d", i+1, t.consGen)
 		}
-		cfg := consumer.Config{Topics: append([]string(nil), t.topics...), Group: ConsumerGroup, Encoding: t.encoding(), ID: id, Tune: t.o.consumerTune}
-		c, err := consumer.New(t.conn(t.dst, id), cfg, t.ledger, t.cm)
-		if err != nil {
-			slog.Error("local consumer start failed", "consumer", id, "err", err)
-			continue
+		if c := t.newConsumerLocked(id); c != nil {
+			t.consumers = append(t.consumers, c)
 		}
-		t.consumers = append(t.consumers, start(t.runCtx, c.Run))
 	}
+}
+
+// newConsumerLocked starts consumer id of the group on the current topics,
+// behind a kill switch. The caller holds t.mu.
+func (t *Target) newConsumerLocked(id string) *proc {
+	cfg := consumer.Config{Topics: append([]string(nil), t.topics...), Group: ConsumerGroup, Encoding: t.encoding(), ID: id, Tune: t.o.consumerTune}
+	conn := t.conn(t.dst, id)
+	cut := killswitch.New(nil)
+	conn.Dialer = cut
+	c, err := consumer.New(conn, cfg, t.ledger, t.cm)
+	if err != nil {
+		slog.Error("local consumer start failed", "consumer", id, "err", err)
+		return nil
+	}
+	p := start(t.runCtx, c.Run)
+	p.id, p.cut = id, cut
+	return p
 }
 
 func (t *Target) stopConsumers() {
@@ -409,6 +452,7 @@ func (t *Target) trimLoop() {
 func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	t.mu.Lock()
 	prods := append([]*producerProc(nil), t.producers...)
+	t.finishing = true
 	t.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range prods {
@@ -584,7 +628,10 @@ func (t *Target) KillBroker(_ context.Context, c controller.Cluster, id string) 
 	}
 	var n int32
 	if id == "random" {
-		n = live[rand.IntN(len(live))]
+		// The embedded cluster's controller (topic and partition creation)
+		// is its highest broker id and never moves, so a random kill
+		// spares it, as a KRaft cluster's separate controllers would be.
+		n = live[rand.IntN(len(live)-1)]
 	} else {
 		v, err := strconv.Atoi(id)
 		if err != nil {
@@ -770,6 +817,7 @@ func (t *Target) Shutdown() {
 	t.cancelRun()
 	t.bg.Wait()
 	_ = t.link.Close()
+	_ = t.dstLink.Close()
 	t.src.Close()
 	t.dst.Close()
 }

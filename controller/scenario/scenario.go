@@ -73,6 +73,10 @@ type Workload struct {
 	// (default) or unsafe (commits before the destination acked; for
 	// self-tests of the tester).
 	MirrorMode string `yaml:"mirror_mode"`
+	// DestinationLatency adds one-way latency to the replicator's
+	// connections to the destination cluster on the local target, as for a
+	// replicator running in the source region. Default 0.
+	DestinationLatency Duration `yaml:"destination_latency"`
 }
 
 // Step is one action on the timeline.

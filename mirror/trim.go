@@ -1,0 +1,90 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kmtproject/kmt/internal/kafkaconf"
+)
+
+// TrimConsumed deletes, on the cluster conn reaches, the records of topics
+// that consumer group group has already committed past (DeleteRecords up to
+// each partition's committed offset), and returns how many records it
+// deleted. Partitions without a commit (or a group that does not exist)
+// are left alone.
+//
+// The embedded clusters of the local target keep every record in memory;
+// calling this periodically for the mirror's group on the source (and for
+// the consumers' group on the destination) keeps long local runs bounded.
+// Never use it on a cluster whose data matters to anyone else.
+func TrimConsumed(ctx context.Context, conn kafkaconf.Conn, group string, topics []string) (int64, error) {
+	cfg, err := conn.Sarama()
+	if err != nil {
+		return 0, fmt.Errorf("trim consumed: %w", err)
+	}
+	cfg.Metadata.AllowAutoTopicCreation = false
+	client, err := kafkaconf.Connect(ctx, conn, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("trim consumed: %w", err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		client.Close()
+		return 0, fmt.Errorf("trim consumed: admin: %w", err)
+	}
+	defer admin.Close()
+	want := map[string][]int32{}
+	for _, t := range topics {
+		ps, err := client.Partitions(t)
+		if err != nil {
+			return 0, fmt.Errorf("trim consumed: partitions of %s: %w", t, err)
+		}
+		want[t] = ps
+	}
+	offs, err := admin.ListConsumerGroupOffsets(group, want)
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return 0, nil // the group never committed anything
+	}
+	if err != nil {
+		return 0, fmt.Errorf("trim consumed: committed offsets of group %s: %w", group, err)
+	}
+	var deleted int64
+	var errs []error
+	for t, ps := range want {
+		del := map[int32]int64{}
+		var n int64
+		for _, p := range ps {
+			if ctx.Err() != nil {
+				return deleted, ctx.Err()
+			}
+			b := offs.GetBlock(t, p)
+			if b == nil || !errors.Is(b.Err, sarama.ErrNoError) || b.Offset <= 0 {
+				continue
+			}
+			oldest, err := client.GetOffset(t, p, sarama.OffsetOldest)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("oldest offset of %s/%d: %w", t, p, err))
+				continue
+			}
+			if b.Offset > oldest {
+				del[p] = b.Offset
+				n += b.Offset - oldest
+			}
+		}
+		if len(del) == 0 {
+			continue
+		}
+		if err := admin.DeleteRecords(t, del); err != nil {
+			errs = append(errs, fmt.Errorf("delete records of %s: %w", t, err))
+			continue
+		}
+		deleted += n
+	}
+	if err := errors.Join(errs...); err != nil {
+		return deleted, fmt.Errorf("trim consumed: %w", err)
+	}
+	return deleted, nil
+}
