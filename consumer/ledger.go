@@ -144,6 +144,7 @@ func (l *Ledger) partition(topic, source string, id int32) *partition {
 	for i := range p.foreign {
 		p.foreign[i] = l.m.Foreign.WithLabelValues(source, reasonNames[i])
 	}
+	p.untrackedC = l.m.Untracked.WithLabelValues(source)
 	l.parts[k] = p
 	l.list = append(l.list, p)
 	return p
@@ -212,6 +213,7 @@ type partition struct {
 	c           partCounts
 	lat         latencyBatch // e2e latency observations not yet in Prometheus
 	foreign     [numReasons]prometheus.Counter
+	untrackedC  prometheus.Counter
 }
 
 type partCounts struct {
@@ -306,6 +308,10 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 		return
 	}
 	r := p.lookup(m.Producer, m.Run)
+	if r == nil {
+		p.capped(string(m.Producer))
+		return
+	}
 	t := r.streams[m.Key]
 	if t == nil {
 		if t = p.newStream(r, m); t == nil {
@@ -333,7 +339,9 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 }
 
 // lookup finds or creates the run of producer/runID without allocating when
-// it exists.
+// it exists. It returns nil, creating nothing, for a new run while the
+// stream cap is reached: a hostile writer inventing producer or run ids
+// must not grow the ledger.
 func (p *partition) lookup(producer, runID []byte) *run {
 	if r := p.last; r != nil && string(producer) == r.producer && string(runID) == r.run {
 		return r
@@ -341,6 +349,9 @@ func (p *partition) lookup(producer, runID []byte) *run {
 	p.scratch = append(append(append(p.scratch[:0], producer...), '/'), runID...)
 	r := p.runs[string(p.scratch)]
 	if r == nil {
+		if p.l.streams.Load() >= p.l.maxStreams {
+			return nil
+		}
 		r = &run{
 			producer: string(producer),
 			run:      string(runID),
@@ -360,11 +371,7 @@ func (p *partition) lookup(producer, runID []byte) *run {
 func (p *partition) newStream(r *run, m *message.Meta) *Tracker {
 	if p.l.streams.Add(1) > p.l.maxStreams {
 		p.l.streams.Add(-1)
-		p.c.untracked++
-		if p.l.limitHit.CompareAndSwap(false, true) {
-			slog.Warn("consumer stream limit reached; messages of further streams are counted as untracked",
-				"max_streams", p.l.maxStreams, "topic", p.source, "producer", r.producer)
-		}
+		p.capped(r.producer)
 		return nil
 	}
 	t := &Tracker{}
@@ -373,6 +380,17 @@ func (p *partition) newStream(r *run, m *message.Meta) *Tracker {
 	}
 	r.streams[m.Key] = t
 	return t
+}
+
+// capped counts a message of a stream beyond the stream cap, warning once
+// per ledger. The caller holds p.mu.
+func (p *partition) capped(producer string) {
+	p.c.untracked++
+	p.untrackedC.Inc()
+	if p.l.limitHit.CompareAndSwap(false, true) {
+		slog.Warn("consumer stream limit reached; messages of further streams are counted as untracked",
+			"max_streams", p.l.maxStreams, "topic", p.source, "producer", producer)
+	}
 }
 
 func (p *partition) list(t *Tracker, r *run) {

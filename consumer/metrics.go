@@ -47,6 +47,10 @@ type Metrics struct {
 	// creation timestamp) of first arrivals, by topic:
 	// kmt_consumer_e2e_latency_seconds. Updated by the ledger's sweep.
 	Latency *LatencyHistogram
+	// Untracked counts messages of streams beyond the stream cap
+	// (WithMaxStreams), counted but not validated, by topic:
+	// kmt_consumer_untracked_messages_total.
+	Untracked *prometheus.CounterVec
 	// Streams is the number of tracked streams: kmt_consumer_streams.
 	Streams prometheus.Gauge
 	// InFlight is the number of missing sequences still within the loss
@@ -81,6 +85,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sequences declared lost: missing after the loss grace period or below a stream's end marker.",
 		}, []string{"topic", "producer"}),
 		Latency: newLatencyHistogram(),
+		Untracked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kmt_consumer_untracked_messages_total",
+			Help: "Messages of streams beyond the stream cap (--max-streams): counted, not validated.",
+		}, []string{"topic"}),
 		Streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kmt_consumer_streams",
 			Help: "Streams (topic, producer, run, key) tracked by this process.",
@@ -104,6 +112,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Foreign = register(reg, m.Foreign)
 		m.Lost = register(reg, m.Lost)
 		m.Latency = register(reg, m.Latency)
+		m.Untracked = register(reg, m.Untracked)
 		m.Streams = register(reg, m.Streams)
 		m.InFlight = register(reg, m.InFlight)
 		m.Lag = register(reg, m.Lag)

@@ -37,7 +37,7 @@ func consumeCommand() *cli.Command {
 			"afterwards. Records that are not kmt messages are counted as foreign and skipped. Prints a status\n" +
 			"line each second on stderr and a summary table at the end (--duration, or SIGINT/SIGTERM).\n" +
 			"Exit 0 on a clean stop, 2 on bad flags or when the cluster is unreachable.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "bootstrap-servers", Usage: "Kafka brokers to bootstrap from, host:port, comma-separated (required)"},
 			&cli.StringSliceFlag{Name: "topics", Value: cli.NewStringSlice("kmt-test"), Usage: "source topic names, comma-separated (streams are identified by these names)"},
 			&cli.StringFlag{Name: "topic-prefix", Usage: "prefix the replicator added to the topic names, e.g. \"source.\" for MirrorMaker 2's default policy"},
@@ -50,7 +50,7 @@ func consumeCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-addr", Value: consumeMetricsAddr, Usage: "serve Prometheus metrics on this host:port at /metrics (empty: off)"},
 			&cli.DurationFlag{Name: "connect-timeout", Value: 30 * time.Second, Usage: "give up connecting to the brokers after this long"},
 			&cli.PathFlag{Name: "report-json", Usage: "write the full accounting (per-stream seen/lost ranges, counts) as JSON to this file at the end"},
-		},
+		}, connFlags("")...),
 		Action: consumeRun,
 	}
 }
@@ -93,6 +93,10 @@ func consumeRun(c *cli.Context) error {
 	}
 	if conn.ConnectTimeout <= 0 {
 		return exit.Usagef("consume: --connect-timeout %s: must be positive", conn.ConnectTimeout)
+	}
+	conn, err := connFromFlags(c, "", conn)
+	if err != nil {
+		return err
 	}
 	if d := c.Duration("duration"); d < 0 {
 		return exit.Usagef("consume: --duration %s: must be >= 0 (0 = until a signal)", d)

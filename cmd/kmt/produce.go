@@ -31,7 +31,7 @@ func produceCommand() *cli.Command {
 			"each second on stderr; on stop (--duration, or SIGINT/SIGTERM) flushes, sends an end-of-stream\n" +
 			"marker on every key and prints what was sent, acknowledged and failed. Exit 0 on a clean stop,\n" +
 			"2 on bad flags or when the cluster is unreachable.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "bootstrap-servers", Usage: "Kafka brokers to bootstrap from, host:port, comma-separated (required)"},
 			&cli.StringSliceFlag{Name: "topics", Value: cli.NewStringSlice("kmt-test"), Usage: "topics to produce to, comma-separated; each gets --rate"},
 			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic (0 = unlimited)"},
@@ -48,7 +48,7 @@ func produceCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0 = until SIGINT/SIGTERM)"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on this host:port at /metrics (empty: off)"},
 			&cli.DurationFlag{Name: "connect-timeout", Value: 30 * time.Second, Usage: "give up connecting to the brokers after this long"},
-		},
+		}, connFlags("")...),
 		Action: produceRun,
 	}
 }
@@ -113,6 +113,10 @@ func produceRun(c *cli.Context) error {
 	}
 	if conn.ConnectTimeout <= 0 {
 		return exit.Usagef("produce: --connect-timeout %s: must be positive", conn.ConnectTimeout)
+	}
+	conn, err := connFromFlags(c, "", conn)
+	if err != nil {
+		return err
 	}
 	enc := message.Headers
 	if !c.Bool("headers") {

@@ -92,41 +92,64 @@ func (c Conn) Sarama() (*sarama.Config, error) {
 	// Partition changes (topics grown at run time) are noticed at this pace,
 	// also by consumer groups.
 	cfg.Metadata.RefreshFrequency = 5 * time.Second
-	if c.TLS != nil {
-		cfg.Net.TLS.Enable = true
-		cfg.Net.TLS.Config = c.TLS
-	}
 	if c.SASL.Mechanism != "" {
 		if err := applySASL(cfg, c.SASL); err != nil {
 			return nil, err
 		}
 	}
-	if c.Dialer != nil {
-		cfg.Net.Proxy.Enable = true
-		cfg.Net.Proxy.Dialer = proxyDialer{c.Dialer}
-	}
+	// kmt's dialer does TLS itself (with a handshake deadline) and watches
+	// for failures that retrying cannot fix; sarama sees plain connections.
+	cfg.Net.Proxy.Enable = true
+	cfg.Net.Proxy.Dialer = &dialer{base: c.Dialer, tls: c.TLS, cfg: cfg}
 	return cfg, nil
 }
 
 // Connect opens a sarama client, retrying with exponential backoff until
-// ConnectTimeout. The error names the brokers and the last cause.
+// ConnectTimeout. Failures that retrying cannot fix (rejected SASL
+// credentials, a TLS certificate that does not verify, a missing client
+// certificate) end it at once with an error wrapping ErrAuthentication or
+// ErrTLS. Other errors name the brokers, the last cause and, when the
+// brokers closed connections, what that suggests.
 func Connect(ctx context.Context, c Conn, cfg *sarama.Config) (sarama.Client, error) {
 	timeout := c.ConnectTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	d, _ := cfg.Net.Proxy.Dialer.(*dialer)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
+		if d != nil && (d.tls != nil || cfg.Net.SASL.Enable) {
+			// One connection first: a rejection shows up here in
+			// milliseconds, before sarama's metadata retries.
+			if err := probe(c.Brokers[0], cfg); err != nil {
+				if f := d.finalSince(start); f != nil {
+					return nil, fmt.Errorf("connect to %s: %w", c, f)
+				}
+				if isAuthError(err) {
+					return nil, fmt.Errorf("connect to %s: %w: %w", c, ErrAuthentication, err)
+				}
+			}
+		}
 		client, err := sarama.NewClient(c.Brokers, cfg)
 		if err == nil {
 			return client, nil
 		}
-		if errors.Is(err, sarama.ErrSASLAuthenticationFailed) || isAuthError(err) {
-			return nil, fmt.Errorf("connect to %s: authentication failed: %w", c, err)
+		if d != nil {
+			if f := d.finalSince(start); f != nil {
+				return nil, fmt.Errorf("connect to %s: %w", c, f)
+			}
+		}
+		if isAuthError(err) {
+			return nil, fmt.Errorf("connect to %s: %w: %w", c, ErrAuthentication, err)
 		}
 		if time.Now().Add(backoff).After(deadline) {
-			return nil, fmt.Errorf("cannot reach Kafka brokers %s within %s (%d attempts): %w", c, timeout, attempt, err)
+			hint := ""
+			if d != nil && d.lastHint() != "" {
+				hint = "; " + d.lastHint()
+			}
+			return nil, fmt.Errorf("cannot reach Kafka brokers %s within %s (%d attempts): %w%s", c, timeout, attempt, err, hint)
 		}
 		slog.Warn("kafka connect retry", "brokers", c.String(), "attempt", attempt, "backoff", backoff, "err", err)
 		select {
@@ -138,11 +161,23 @@ func Connect(ctx context.Context, c Conn, cfg *sarama.Config) (sarama.Client, er
 	}
 }
 
+// probe opens one connection to addr the way the client will (TLS, SASL,
+// API versions) and closes it.
+func probe(addr string, cfg *sarama.Config) error {
+	b := sarama.NewBroker(addr)
+	if err := b.Open(cfg); err != nil {
+		return err
+	}
+	_, err := b.Connected()
+	_ = b.Close()
+	return err
+}
+
+// isAuthError reports whether err is a SASL error code from a broker.
 func isAuthError(err error) bool {
 	var kerr sarama.KError
 	if errors.As(err, &kerr) {
 		return kerr == sarama.ErrSASLAuthenticationFailed || kerr == sarama.ErrIllegalSASLState || kerr == sarama.ErrUnsupportedSASLMechanism
 	}
-	s := err.Error()
-	return strings.Contains(s, "SASL") || strings.Contains(s, "certificate") || strings.Contains(s, "tls:")
+	return false
 }

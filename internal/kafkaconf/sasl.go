@@ -3,7 +3,6 @@ package kafkaconf
 import (
 	"crypto/sha256"
 	"crypto/sha512"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,10 +13,6 @@ import (
 )
 
 type netConn = net.Conn
-
-type proxyDialer struct{ d Dialer }
-
-func (p proxyDialer) Dial(network, addr string) (net.Conn, error) { return p.d.Dial(network, addr) }
 
 // SASL mechanisms kmt supports.
 const (
@@ -132,5 +127,3 @@ func (c *scramClient) Step(challenge string) (string, error) {
 
 // Done reports whether the conversation finished.
 func (c *scramClient) Done() bool { return c.conv.Done() }
-
-var errAuth = errors.New("authentication failed")

@@ -70,14 +70,15 @@ func (tr *Truth) Counts() (unique, dups, reordered int, missing map[Stream][]int
 }
 
 // ReadTopic reads every record of topic from brokers, from the start until
-// no record arrived for quiet, and classifies them.
-func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration) *Truth {
+// no record arrived for quiet, and classifies them. opts are extra client
+// options, e.g. TLS and SASL for a secured cluster (see Secured).
+func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration, opts ...kgo.Opt) *Truth {
 	t.Helper()
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	}, opts...)...)
 	if err != nil {
 		t.Fatalf("read back %s: %v", topic, err)
 	}

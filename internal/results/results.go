@@ -6,7 +6,9 @@ package results
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -170,20 +172,88 @@ func WriteJSON(path string, v any) error {
 	return nil
 }
 
-// ReadResults reads a results file, rejecting unknown fields.
+// ReadResults reads a results file, rejecting unknown fields (see
+// ParseResults).
 func ReadResults(path string) (*Results, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read results: %w", err)
 	}
+	r, err := ParseResults(b)
+	if err != nil {
+		return nil, fmt.Errorf("results %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseResults decodes a results document: exactly one JSON object with
+// only known fields and a PASS or FAIL verdict. Errors say what is wrong
+// and where (JSON offset or field).
+func ParseResults(b []byte) (*Results, error) {
 	var r Results
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("decode results %s: %w", path, err)
+	if err := decodeStrict(b, &r); err != nil {
+		return nil, err
 	}
 	if r.Verdict != Pass && r.Verdict != Fail {
-		return nil, fmt.Errorf("results %s: verdict %q is not PASS or FAIL", path, r.Verdict)
+		return nil, fmt.Errorf("verdict %q is not PASS or FAIL", r.Verdict)
+	}
+	if r.Summary.Verdict != "" && r.Summary.Verdict != Pass && r.Summary.Verdict != Fail {
+		return nil, fmt.Errorf("summary.verdict %q is not PASS or FAIL", r.Summary.Verdict)
+	}
+	for i, a := range r.Anomalies {
+		for j, rg := range a.Ranges {
+			if rg.Hi < rg.Lo {
+				return nil, fmt.Errorf("anomalies[%d].ranges[%d]: hi %d below lo %d", i, j, rg.Hi, rg.Lo)
+			}
+		}
 	}
 	return &r, nil
+}
+
+// ReadSummary reads a summary file written by --summary-json (see
+// ParseSummary).
+func ReadSummary(path string) (*Summary, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read summary: %w", err)
+	}
+	s, err := ParseSummary(b)
+	if err != nil {
+		return nil, fmt.Errorf("summary %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// ParseSummary decodes a summary document: exactly one JSON object with
+// only known fields and a PASS or FAIL verdict.
+func ParseSummary(b []byte) (*Summary, error) {
+	var s Summary
+	if err := decodeStrict(b, &s); err != nil {
+		return nil, err
+	}
+	if s.Verdict != Pass && s.Verdict != Fail {
+		return nil, fmt.Errorf("verdict %q is not PASS or FAIL", s.Verdict)
+	}
+	return &s, nil
+}
+
+// decodeStrict decodes one JSON object into v, rejecting unknown fields and
+// anything after the object.
+func decodeStrict(b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errors.New("empty document: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
+		}
+		return fmt.Errorf("decode: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("unexpected data after the JSON object at byte %d", dec.InputOffset())
+	}
+	return nil
 }
