@@ -272,6 +272,7 @@ func (p *Producer) saramaConfig() (*sarama.Config, error) {
 	sc.Producer.Idempotent = p.cfg.Idempotent
 	sc.Producer.Retry.Max = max(p.cfg.Retries, 0)
 	sc.Net.MaxOpenRequests = p.cfg.MaxInFlight
+	sc.ChannelBufferSize = 4096
 	if need := p.cfg.MessageSize + len(p.cfg.ID) + 512; need > sc.Producer.MaxMessageBytes {
 		sc.Producer.MaxMessageBytes = need
 	}
