@@ -1,11 +1,12 @@
 package consumer
 
 import (
-	"errors"
 	"math"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmtproject/kmt/internal/promreg"
 )
 
 // latencyBounds are the end-to-end latency histogram bucket upper bounds in
@@ -108,34 +109,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		producers: map[string]bool{},
 	}
 	if reg != nil {
-		m.Messages = register(reg, m.Messages)
-		m.Foreign = register(reg, m.Foreign)
-		m.Lost = register(reg, m.Lost)
-		m.Latency = register(reg, m.Latency)
-		m.Untracked = register(reg, m.Untracked)
-		m.Streams = register(reg, m.Streams)
-		m.InFlight = register(reg, m.InFlight)
-		m.Lag = register(reg, m.Lag)
-		m.Up = register(reg, m.Up)
+		m.Messages = promreg.Register("consumer", reg, m.Messages)
+		m.Foreign = promreg.Register("consumer", reg, m.Foreign)
+		m.Lost = promreg.Register("consumer", reg, m.Lost)
+		m.Latency = promreg.Register("consumer", reg, m.Latency)
+		m.Untracked = promreg.Register("consumer", reg, m.Untracked)
+		m.Streams = promreg.Register("consumer", reg, m.Streams)
+		m.InFlight = promreg.Register("consumer", reg, m.InFlight)
+		m.Lag = promreg.Register("consumer", reg, m.Lag)
+		m.Up = promreg.Register("consumer", reg, m.Up)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same description. Any other registration error is a programming error
-// (conflicting definitions) and panics.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic("consumer metrics: " + err.Error())
 }
 
 // ProducerLabel returns the label value for producer id: the id itself for

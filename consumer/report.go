@@ -235,7 +235,7 @@ func mergeStream(s, o *StreamReport) {
 
 // finish sorts the streams and recomputes the stream-derived totals.
 func (r *Report) finish() {
-	sort.Slice(r.Streams, func(i, j int) bool { return streamLess(r.Streams[i].Stream, r.Streams[j].Stream) })
+	sort.Slice(r.Streams, func(i, j int) bool { return r.Streams[i].Stream.Less(r.Streams[j].Stream) })
 	t := &r.Totals
 	t.Received, t.Duplicates, t.Reordered, t.Gaps, t.Late = 0, 0, 0, 0, 0
 	t.Lost, t.LostDeclared, t.Pending, t.Elsewhere, t.EndMarkers = 0, 0, 0, 0, 0
@@ -262,19 +262,6 @@ func (r *Report) finish() {
 	if t.ForeignByReason == nil {
 		t.ForeignByReason = map[string]uint64{}
 	}
-}
-
-func streamLess(a, b message.StreamID) bool {
-	if a.Topic != b.Topic {
-		return a.Topic < b.Topic
-	}
-	if a.Producer != b.Producer {
-		return a.Producer < b.Producer
-	}
-	if a.Run != b.Run {
-		return a.Run < b.Run
-	}
-	return a.Key < b.Key
 }
 
 // Merge unions the reports of several consumer processes (or of several

@@ -1,9 +1,9 @@
 package mirror
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmtproject/kmt/internal/promreg"
 )
 
 // Metrics are the mirror's Prometheus metrics. Several mirrors may share one
@@ -43,24 +43,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"fault"}),
 	}
 	if reg != nil {
-		m.messages = register(reg, m.messages)
-		m.errors = register(reg, m.errors)
-		m.lag = register(reg, m.lag)
-		m.workers = register(reg, m.workers)
-		m.injected = register(reg, m.injected)
+		m.messages = promreg.Register("mirror", reg, m.messages)
+		m.errors = promreg.Register("mirror", reg, m.errors)
+		m.lag = promreg.Register("mirror", reg, m.lag)
+		m.workers = promreg.Register("mirror", reg, m.workers)
+		m.injected = promreg.Register("mirror", reg, m.injected)
 	}
 	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic("mirror metrics: " + err.Error())
-	}
-	return c
 }

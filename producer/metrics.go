@@ -1,9 +1,9 @@
 package producer
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmtproject/kmt/internal/promreg"
 )
 
 // LatencyBuckets are the produce-ack latency histogram buckets in seconds:
@@ -74,30 +74,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"producer"}),
 	}
 	if reg != nil {
-		m.Sent = register(reg, m.Sent)
-		m.Acked = register(reg, m.Acked)
-		m.Errors = register(reg, m.Errors)
-		m.TargetRate = register(reg, m.TargetRate)
-		m.AckLatency = register(reg, m.AckLatency)
-		m.Behind = register(reg, m.Behind)
-		m.Up = register(reg, m.Up)
+		m.Sent = promreg.Register("producer", reg, m.Sent)
+		m.Acked = promreg.Register("producer", reg, m.Acked)
+		m.Errors = promreg.Register("producer", reg, m.Errors)
+		m.TargetRate = promreg.Register("producer", reg, m.TargetRate)
+		m.AckLatency = promreg.Register("producer", reg, m.AckLatency)
+		m.Behind = promreg.Register("producer", reg, m.Behind)
+		m.Up = promreg.Register("producer", reg, m.Up)
 	}
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same description. It panics on any other registration error, which is
-// a programming error (conflicting metric definitions).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic("producer metrics: " + err.Error())
 }

@@ -118,7 +118,7 @@ func Reconcile(produced []Produced, received []Received) Outcome {
 	for id := range streams {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return less(ids[i], ids[j]) })
+	sort.Slice(ids, func(i, j int) bool { return ids[i].Less(ids[j]) })
 	for _, id := range ids {
 		a := streams[id]
 		s := Stream{Stream: id, Duplicates: a.dup, Reordered: a.reo, Late: a.late, Received: a.seen.Len()}
@@ -190,15 +190,3 @@ func (o Outcome) Pass() bool {
 	return o.Lost == 0 && o.Duplicated == 0 && o.Reordered == 0 && o.Unexpected == 0
 }
 
-func less(a, b message.StreamID) bool {
-	if a.Topic != b.Topic {
-		return a.Topic < b.Topic
-	}
-	if a.Producer != b.Producer {
-		return a.Producer < b.Producer
-	}
-	if a.Run != b.Run {
-		return a.Run < b.Run
-	}
-	return a.Key < b.Key
-}

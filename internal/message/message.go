@@ -274,3 +274,17 @@ type StreamID struct {
 func (s StreamID) String() string {
 	return s.Topic + "/" + s.Producer + "/" + s.Run + "/" + strconv.FormatUint(uint64(s.Key), 10)
 }
+
+// Less orders streams by topic, producer, run and key.
+func (s StreamID) Less(o StreamID) bool {
+	if s.Topic != o.Topic {
+		return s.Topic < o.Topic
+	}
+	if s.Producer != o.Producer {
+		return s.Producer < o.Producer
+	}
+	if s.Run != o.Run {
+		return s.Run < o.Run
+	}
+	return s.Key < o.Key
+}
