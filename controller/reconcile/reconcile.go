@@ -189,4 +189,3 @@ func (o Outcome) Anomalies(limit int) ([]results.Anomaly, map[string]uint64) {
 func (o Outcome) Pass() bool {
 	return o.Lost == 0 && o.Duplicated == 0 && o.Reordered == 0 && o.Unexpected == 0
 }
-
