@@ -89,7 +89,7 @@ steps:
 	defer cancel()
 	err, out := runKmt(ctx, t, "controller", "run", "--scenario", p, "--metrics-addr", "127.0.0.1:0",
 		"--results-json", filepath.Join(dir, "results.json"), "--summary-json", filepath.Join(dir, "summary.json"),
-		"--grafana-url", grafana.URL, "--grafana-token", "tok")
+		"--grafana-url", grafana.URL, "--grafana-token", "tok", "--report", filepath.Join(dir, "report"))
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
@@ -104,6 +104,22 @@ steps:
 	}
 	if len(res.Steps) != 1 || len(res.Steps[0].Assertions) != 2 || res.Steps[0].End.Sub(res.Steps[0].Start) < 2*time.Second {
 		t.Errorf("steps %+v", res.Steps)
+	}
+	// The report shows the run: embedded charts, the step with its measured
+	// values from results.json, and the fault window.
+	html, err := os.ReadFile(filepath.Join(dir, "report", "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"data:image/png;base64,", res.Steps[0].Description, res.Steps[0].Assertions[1].Measured, "PASS"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	for _, f := range []string{"report.md", "results.json"} {
+		if _, err := os.Stat(filepath.Join(dir, "report", f)); err != nil {
+			t.Errorf("report: %v", err)
+		}
 	}
 	var sum map[string]any
 	b, _ := os.ReadFile(filepath.Join(dir, "summary.json"))
