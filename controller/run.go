@@ -291,8 +291,21 @@ func StatusLine(s Sample, prev *Sample, start time.Time, current string) string 
 		fmt.Fprintf(&b, "  %s", current)
 	}
 	fmt.Fprintf(&b, "  rate %s/s (target %s/s)  p99 %s  lost %d  dup %d  reord %d",
-		human(rate), human(s.TargetRate), s.P99.Round(time.Millisecond), s.Lost, s.Duplicated, s.Reordered)
+		human(rate), human(s.TargetRate), latencyString(s.P99), s.Lost, s.Duplicated, s.Reordered)
 	return b.String()
+}
+
+// latencyString formats a latency for the status line: "0.4ms", "42ms",
+// "1.25s".
+func latencyString(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
 }
 
 func human(v float64) string {

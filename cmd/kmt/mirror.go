@@ -25,7 +25,7 @@ func mirrorCommand() *cli.Command {
 			"destination acknowledged it. --topics takes a list, or 're:REGEX' to mirror every matching topic\n" +
 			"(new ones included). Prints a status line each second on stderr. Exit 0 on SIGINT/SIGTERM,\n" +
 			"2 on bad flags or when a cluster is unreachable.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "source", Usage: "source cluster brokers, host:port, comma-separated (required)"},
 			&cli.StringSliceFlag{Name: "destination", Usage: "destination cluster brokers, host:port, comma-separated (required)"},
 			&cli.StringSliceFlag{Name: "topics", Usage: "source topics, comma-separated, or re:REGEX matched against whole names (required)"},
@@ -36,7 +36,7 @@ func mirrorCommand() *cli.Command {
 			&cli.DurationFlag{Name: "commit-interval", Value: time.Second, Usage: "how often acknowledged offsets are committed"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on this host:port at /metrics (empty: off)"},
 			&cli.DurationFlag{Name: "connect-timeout", Value: 30 * time.Second, Usage: "give up connecting to a cluster after this long"},
-		},
+		}, append(connFlags("source-"), connFlags("destination-")...)...),
 		Action: mirrorRun,
 	}
 }
@@ -74,6 +74,9 @@ func mirrorConfig(c *cli.Context) (src, dst kafkaconf.Conn, cfg mirror.Config, e
 		}
 		if err := side.conn.Validate(); err != nil {
 			return src, dst, cfg, exit.Usagef("mirror: --%s: %v", side.flag, err)
+		}
+		if *side.conn, err = connFromFlags(c, side.flag+"-", *side.conn); err != nil {
+			return src, dst, cfg, err
 		}
 	}
 	topics := mirrorList(c.StringSlice("topics"))
