@@ -113,11 +113,15 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 			}
 		}
 	}
+	// The drain gets its own bound, counted from now: the wait for the rest
+	// of the workload above may have used up the fault cleanup's.
+	finish, cancelFinish := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute+sc.Workload.LossGrace.D())
+	defer cancelFinish()
 	var final *Final
 	if runsWorkload {
 		r.setCurrent("draining")
 		slog.Info("workload finish", "scenario", sc.Name)
-		f, err := wl.Finish(cleanup)
+		f, err := wl.Finish(finish)
 		if err != nil {
 			stopSampling()
 			wg.Wait()
@@ -127,7 +131,7 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 	}
 	stopSampling()
 	wg.Wait()
-	if s, err := r.Target.Sample(cleanup); err == nil {
+	if s, err := r.Target.Sample(finish); err == nil {
 		r.record(s)
 	}
 	res.Ended = time.Now()

@@ -21,21 +21,49 @@ import (
 // the consumers' group on the destination) keeps long local runs bounded.
 // Never use it on a cluster whose data matters to anyone else.
 func TrimConsumed(ctx context.Context, conn kafkaconf.Conn, group string, topics []string) (int64, error) {
+	tr, err := NewTrimmer(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	defer tr.Close()
+	return tr.Trim(ctx, group, topics)
+}
+
+// Trimmer trims one cluster, as TrimConsumed does, over one connection kept
+// for its lifetime: calling it periodically opens no new connection per
+// call (each connection an embedded cluster has served keeps a goroutine
+// until the cluster closes).
+type Trimmer struct {
+	client sarama.Client
+	admin  sarama.ClusterAdmin
+}
+
+// NewTrimmer connects to the cluster conn reaches.
+func NewTrimmer(ctx context.Context, conn kafkaconf.Conn) (*Trimmer, error) {
 	cfg, err := conn.Sarama()
 	if err != nil {
-		return 0, fmt.Errorf("trim consumed: %w", err)
+		return nil, fmt.Errorf("trim consumed: %w", err)
 	}
 	cfg.Metadata.AllowAutoTopicCreation = false
 	client, err := kafkaconf.Connect(ctx, conn, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("trim consumed: %w", err)
+		return nil, fmt.Errorf("trim consumed: %w", err)
 	}
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		client.Close()
-		return 0, fmt.Errorf("trim consumed: admin: %w", err)
+		return nil, fmt.Errorf("trim consumed: admin: %w", err)
 	}
-	defer admin.Close()
+	return &Trimmer{client: client, admin: admin}, nil
+}
+
+// Close closes the connection.
+func (tr *Trimmer) Close() error { return tr.admin.Close() }
+
+// Trim deletes the records of topics that group has committed past and
+// returns how many it deleted (see TrimConsumed).
+func (tr *Trimmer) Trim(ctx context.Context, group string, topics []string) (int64, error) {
+	client, admin := tr.client, tr.admin
 	want := map[string][]int32{}
 	for _, t := range topics {
 		ps, err := client.Partitions(t)

@@ -99,6 +99,7 @@ func checkDrop(t *testing.T, missing map[kafkatest.Stream][]int, s results.Summa
 }
 
 func TestConsumerKilledAndRestarted(t *testing.T) {
+	t.Parallel()
 	sc := workload(t, fmt.Sprintf(churnWorkload, 2))
 	var killed, added string
 	res, tg := runTimeline(t, sc, func(tg *local.Target, at func(time.Duration)) {
@@ -128,6 +129,7 @@ func TestConsumerKilledAndRestarted(t *testing.T) {
 }
 
 func TestConsumersScaledUpAndDown(t *testing.T) {
+	t.Parallel()
 	sc := workload(t, fmt.Sprintf(churnWorkload, 1))
 	var peak int
 	res, tg := runTimeline(t, sc, func(tg *local.Target, at func(time.Duration)) {
@@ -156,38 +158,13 @@ func TestConsumersScaledUpAndDown(t *testing.T) {
 	checkDrop(t, checkTruth(t, tg, s), s)
 }
 
-func TestConsumerGroupCoordinatorKilled(t *testing.T) {
-	sc := workload(t, fmt.Sprintf(churnWorkload, 2))
-	var before, after int32 = -1, -1
-	res, tg := runTimeline(t, sc, func(tg *local.Target, at func(time.Duration)) {
-		at(2 * time.Second)
-		kf := tg.Destination().Kfake()
-		before = kf.CoordinatorFor(local.ConsumerGroup)
-		if err := tg.Destination().KillBroker(before); err != nil {
-			t.Error(err)
-		}
-		after = kf.CoordinatorFor(local.ConsumerGroup)
-	}, local.MirrorFaults(churnDrop), local.ConsumerTune(fastSessions))
-	s := res.Summary
-	t.Logf("coordinator %d killed, now %d; summary %+v; re-reads %d", before, after, s, tg.Ledger().Counters().Rereads)
-	if before < 0 || after < 0 || after == before {
-		t.Fatalf("coordinator %d -> %d: not moved", before, after)
-	}
-	// The mirror's writes to the destination may be retried across the
-	// leader moves, which duplicates for real: checkTruth compares with
-	// what the destination holds.
-	if s.Reordered != 0 || s.Late != 0 || s.NeverAcked != 0 || s.Produced != s.Acked {
-		t.Errorf("false anomalies: %+v", s)
-	}
-	checkDrop(t, checkTruth(t, tg, s), s)
-}
-
 // TestProducerKilledAndRestarted kills the producer abruptly while the
 // source stalls its produce requests (so messages are in flight for sure),
 // restarts it with a new run id, and checks the old run's unacknowledged
 // tail against the topics read back: never acked or unacked-but-delivered,
 // never replication loss; the new run is validated from sequence zero.
 func TestProducerKilledAndRestarted(t *testing.T) {
+	t.Parallel()
 	sc := workload(t, "workload: {rate: 600, duration: 5s, loss_grace: 5s, partitions: 6, consumers: 1, replicators: 1}\n")
 	res, tg := runTimeline(t, sc, func(tg *local.Target, at func(time.Duration)) {
 		at(1500 * time.Millisecond)

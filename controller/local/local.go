@@ -430,6 +430,21 @@ func (t *Target) trimLoop() {
 	defer t.bg.Done()
 	tick := time.NewTicker(t.o.trimEvery)
 	defer tick.Stop()
+	// One long-lived connection per cluster (reopened after an error): an
+	// embedded cluster keeps a goroutine for every connection it served.
+	sides := []struct {
+		name  string
+		c     *embedded.Cluster
+		group string
+		tr    *mirror.Trimmer
+	}{{"source", t.src, MirrorGroup, nil}, {"destination", t.dst, ConsumerGroup, nil}}
+	defer func() {
+		for _, s := range sides {
+			if s.tr != nil {
+				_ = s.tr.Close()
+			}
+		}
+	}()
 	for {
 		select {
 		case <-t.runCtx.Done():
@@ -437,11 +452,21 @@ func (t *Target) trimLoop() {
 		case <-tick.C:
 		}
 		topics := t.Topics()
-		if _, err := mirror.TrimConsumed(t.runCtx, t.conn(t.src, "kmt-trim"), MirrorGroup, topics); err != nil && t.runCtx.Err() == nil {
-			slog.Warn("trim failed", "cluster", "source", "err", err)
-		}
-		if _, err := mirror.TrimConsumed(t.runCtx, t.conn(t.dst, "kmt-trim"), ConsumerGroup, topics); err != nil && t.runCtx.Err() == nil {
-			slog.Warn("trim failed", "cluster", "destination", "err", err)
+		for i := range sides {
+			s := &sides[i]
+			var err error
+			if s.tr == nil {
+				s.tr, err = mirror.NewTrimmer(t.runCtx, t.conn(s.c, "kmt-trim"))
+			}
+			if err == nil {
+				if _, err = s.tr.Trim(t.runCtx, s.group, topics); err != nil {
+					_ = s.tr.Close()
+					s.tr = nil
+				}
+			}
+			if err != nil && t.runCtx.Err() == nil {
+				slog.Warn("trim failed", "cluster", s.name, "err", err)
+			}
 		}
 	}
 }

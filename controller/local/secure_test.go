@@ -17,6 +17,7 @@ import (
 // The run passes and the destination, read back over TLS and SASL with
 // another client, holds exactly what the summary says.
 func TestSecuredRunPasses(t *testing.T) {
+	t.Parallel()
 	pki := kafkatest.NewPKI(t, "kmt-local")
 	cert, key := pki.Issue(t, "kmt")
 	clientTLS, err := kafkaconf.TLSFiles{CAFile: pki.CAFile, CertFile: cert, KeyFile: key}.Config()

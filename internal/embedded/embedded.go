@@ -332,6 +332,17 @@ type trackedConn struct {
 	once sync.Once
 }
 
+// Write writes p, and reports success when the client is gone. kfake's
+// per-connection writer stops at its first failed write, and every later
+// response to that connection then blocks the whole cluster (its response
+// queue holds two): a client that dies with several requests in flight, as
+// a killed process does, would freeze the cluster. A broker drops the
+// responses of a dead client; so does this.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	_, _ = c.Conn.Write(p) // an error means the client is gone
+	return len(p), nil
+}
+
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()

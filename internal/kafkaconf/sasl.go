@@ -120,7 +120,7 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 func (c *scramClient) Step(challenge string) (string, error) {
 	resp, err := c.conv.Step(challenge)
 	if err != nil {
-		return "", fmt.Errorf("%w: scram: %w", errAuth, err)
+		return "", fmt.Errorf("%w: scram: %w", ErrAuthentication, err)
 	}
 	return resp, nil
 }

@@ -52,8 +52,9 @@ func Start(ctx context.Context, addr string, g prometheus.Gatherer, pprofOn bool
 		fmt.Fprintln(w, "kmt: metrics at /metrics")
 	})
 	if pprofOn {
+		// No /debug/pprof/cmdline: the command line may carry a
+		// password (--sasl-password).
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
