@@ -126,3 +126,37 @@ func connFromFlags(c *cli.Context, prefix string, base kafkaconf.Conn) (kafkacon
 func envName(flag string) string {
 	return "KMT_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
+
+// splitList splits comma-separated list flag values and drops blanks.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// brokerConn builds the connection of command cmd from its broker list flag
+// (brokersFlag), --connect-timeout and the security flags with prefix; errors
+// name the flag.
+func brokerConn(c *cli.Context, cmd, brokersFlag, prefix, clientID string) (kafkaconf.Conn, error) {
+	conn := kafkaconf.Conn{
+		Brokers:        splitList(c.StringSlice(brokersFlag)),
+		ClientID:       clientID,
+		ConnectTimeout: c.Duration("connect-timeout"),
+	}
+	if len(conn.Brokers) == 0 {
+		return conn, exit.Usagef("%s: --%s is required (host:port of at least one broker)", cmd, brokersFlag)
+	}
+	if err := conn.Validate(); err != nil {
+		return conn, exit.Usagef("%s: --%s: %v", cmd, brokersFlag, err)
+	}
+	if conn.ConnectTimeout <= 0 {
+		return conn, exit.Usagef("%s: --connect-timeout %s: must be positive", cmd, conn.ConnectTimeout)
+	}
+	return connFromFlags(c, prefix, conn)
+}

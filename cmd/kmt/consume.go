@@ -15,7 +15,6 @@ import (
 
 	"github.com/kmtproject/kmt/consumer"
 	"github.com/kmtproject/kmt/internal/exit"
-	"github.com/kmtproject/kmt/internal/kafkaconf"
 	"github.com/kmtproject/kmt/internal/latency"
 	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/internal/metricsserver"
@@ -63,38 +62,11 @@ var consumeFlags = map[string]string{
 	"Encoding":    "--headers",
 }
 
-// consumeSplit splits comma-separated list flag values and drops blanks.
-func consumeSplit(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
 func consumeRun(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return exit.Usagef("consume: unexpected argument %q (all settings are flags)", c.Args().First())
 	}
-	conn := kafkaconf.Conn{
-		Brokers:        consumeSplit(c.StringSlice("bootstrap-servers")),
-		ClientID:       "kmt-consume",
-		ConnectTimeout: c.Duration("connect-timeout"),
-	}
-	if len(conn.Brokers) == 0 {
-		return exit.Usagef("consume: --bootstrap-servers is required (host:port of at least one broker)")
-	}
-	if err := conn.Validate(); err != nil {
-		return exit.Usagef("consume: --bootstrap-servers: %v", err)
-	}
-	if conn.ConnectTimeout <= 0 {
-		return exit.Usagef("consume: --connect-timeout %s: must be positive", conn.ConnectTimeout)
-	}
-	conn, err := connFromFlags(c, "", conn)
+	conn, err := brokerConn(c, "consume", "bootstrap-servers", "", "kmt-consume")
 	if err != nil {
 		return err
 	}
@@ -118,7 +90,7 @@ func consumeRun(c *cli.Context) error {
 		enc = message.Body
 	}
 	cfg := consumer.Config{
-		Topics:      consumeSplit(c.StringSlice("topics")),
+		Topics:      splitList(c.StringSlice("topics")),
 		TopicPrefix: c.String("topic-prefix"),
 		Group:       c.String("group"),
 		Encoding:    enc,

@@ -41,45 +41,19 @@ func mirrorCommand() *cli.Command {
 	}
 }
 
-// mirrorList splits comma-separated list flag values and drops blanks.
-func mirrorList(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
 // mirrorConfig turns the flags into a mirror configuration, or a usage
 // error naming the flag.
 func mirrorConfig(c *cli.Context) (src, dst kafkaconf.Conn, cfg mirror.Config, err error) {
 	if c.NArg() > 0 {
 		return src, dst, cfg, exit.Usagef("mirror: unexpected argument %q (all settings are flags)", c.Args().First())
 	}
-	timeout := c.Duration("connect-timeout")
-	if timeout <= 0 {
-		return src, dst, cfg, exit.Usagef("mirror: --connect-timeout %s: must be positive", timeout)
+	if src, err = brokerConn(c, "mirror", "source", "source-", "kmt-mirror"); err != nil {
+		return src, dst, cfg, err
 	}
-	for _, side := range []struct {
-		flag string
-		conn *kafkaconf.Conn
-	}{{"source", &src}, {"destination", &dst}} {
-		*side.conn = kafkaconf.Conn{Brokers: mirrorList(c.StringSlice(side.flag)), ClientID: "kmt-mirror", ConnectTimeout: timeout}
-		if len(side.conn.Brokers) == 0 {
-			return src, dst, cfg, exit.Usagef("mirror: --%s is required (host:port of at least one broker)", side.flag)
-		}
-		if err := side.conn.Validate(); err != nil {
-			return src, dst, cfg, exit.Usagef("mirror: --%s: %v", side.flag, err)
-		}
-		if *side.conn, err = connFromFlags(c, side.flag+"-", *side.conn); err != nil {
-			return src, dst, cfg, err
-		}
+	if dst, err = brokerConn(c, "mirror", "destination", "destination-", "kmt-mirror"); err != nil {
+		return src, dst, cfg, err
 	}
-	topics := mirrorList(c.StringSlice("topics"))
+	topics := splitList(c.StringSlice("topics"))
 	switch {
 	case len(topics) == 0:
 		return src, dst, cfg, exit.Usagef("mirror: --topics is required (a list, or re:REGEX)")

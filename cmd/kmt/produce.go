@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/kmtproject/kmt/internal/exit"
-	"github.com/kmtproject/kmt/internal/kafkaconf"
 	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/internal/metricsserver"
 	"github.com/kmtproject/kmt/internal/table"
@@ -83,38 +81,11 @@ func produceUsageError(err error) error {
 	return err
 }
 
-// produceList splits comma-separated list flag values and drops blanks.
-func produceList(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
 func produceRun(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return exit.Usagef("produce: unexpected argument %q (all settings are flags)", c.Args().First())
 	}
-	conn := kafkaconf.Conn{
-		Brokers:        produceList(c.StringSlice("bootstrap-servers")),
-		ClientID:       "kmt-produce",
-		ConnectTimeout: c.Duration("connect-timeout"),
-	}
-	if len(conn.Brokers) == 0 {
-		return exit.Usagef("produce: --bootstrap-servers is required (host:port of at least one broker)")
-	}
-	if err := conn.Validate(); err != nil {
-		return exit.Usagef("produce: --bootstrap-servers: %v", err)
-	}
-	if conn.ConnectTimeout <= 0 {
-		return exit.Usagef("produce: --connect-timeout %s: must be positive", conn.ConnectTimeout)
-	}
-	conn, err := connFromFlags(c, "", conn)
+	conn, err := brokerConn(c, "produce", "bootstrap-servers", "", "kmt-produce")
 	if err != nil {
 		return err
 	}
@@ -124,7 +95,7 @@ func produceRun(c *cli.Context) error {
 	}
 	cfg := producer.Config{
 		ID:          c.String("id"),
-		Topics:      produceList(c.StringSlice("topics")),
+		Topics:      splitList(c.StringSlice("topics")),
 		Rate:        c.Float64("rate"),
 		Duration:    c.Duration("duration"),
 		MessageSize: c.Int("message-size"),
