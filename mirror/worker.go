@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/killswitch"
 )
 
 // worker is one consumer group member with its own source and destination
@@ -24,7 +25,7 @@ type worker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	srcSwitch, dstSwitch *killSwitch
+	srcSwitch, dstSwitch *killswitch.Switch
 	killed               atomic.Bool
 	killCh               chan struct{}
 	claims               gate
@@ -38,8 +39,8 @@ func newWorker(m *Mirror, id int) *worker {
 		log:       m.log.With("worker", id),
 		ctx:       ctx,
 		cancel:    cancel,
-		srcSwitch: newKillSwitch(m.src.Dialer),
-		dstSwitch: newKillSwitch(m.dst.Dialer),
+		srcSwitch: killswitch.New(m.src.Dialer),
+		dstSwitch: killswitch.New(m.dst.Dialer),
 		killCh:    make(chan struct{}),
 		claims:    gate{zero: make(chan struct{})},
 		done:      make(chan struct{}),
@@ -52,8 +53,8 @@ func (w *worker) kill() {
 		return
 	}
 	close(w.killCh)
-	w.srcSwitch.kill()
-	w.dstSwitch.kill()
+	w.srcSwitch.Kill()
+	w.dstSwitch.Kill()
 	w.cancel()
 	<-w.claims.shut()
 }
