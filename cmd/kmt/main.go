@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -103,6 +104,9 @@ func usageError(c *cli.Context, err error, _ bool) error {
 func addEnvVars(flags []cli.Flag) {
 	for _, f := range flags {
 		env := "KMT_" + strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_"))
+		if ev, ok := f.(interface{ GetEnvVars() []string }); ok && slices.Contains(ev.GetEnvVars(), env) {
+			continue
+		}
 		switch f := f.(type) {
 		case *cli.StringFlag:
 			f.EnvVars = append(f.EnvVars, env)
