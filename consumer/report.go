@@ -88,9 +88,12 @@ type StreamReport struct {
 	// Seen holds every sequence that arrived at least once.
 	Seen       seqrange.Set `json:"seen"`
 	Duplicates uint64       `json:"duplicates"`
-	Reordered  uint64       `json:"reordered"`
-	Gaps       uint64       `json:"gaps"`
-	Late       uint64       `json:"late"`
+	// DuplicatedSeqs holds the sequences that arrived more than once (at
+	// most 64 ranges per stream; Duplicates stays exact).
+	DuplicatedSeqs seqrange.Set `json:"duplicated_seqs,omitzero"`
+	Reordered      uint64       `json:"reordered"`
+	Gaps           uint64       `json:"gaps"`
+	Late           uint64       `json:"late"`
 	// Lost holds the sequences declared lost and still missing,
 	// LostDeclared every sequence ever declared lost.
 	Lost         seqrange.Set `json:"lost"`
@@ -180,23 +183,24 @@ func streamReport(id message.StreamID, t *Tracker) StreamReport {
 	base, adopted := t.Baseline()
 	first, last := t.Arrivals()
 	return StreamReport{
-		Stream:       id,
-		Seen:         t.Seen(),
-		Duplicates:   c.Duplicates,
-		Reordered:    c.Reordered,
-		Gaps:         c.Gaps,
-		Late:         c.Late,
-		Lost:         t.Lost(),
-		LostDeclared: t.LostDeclared(),
-		Pending:      t.Pending(),
-		Elsewhere:    t.Elsewhere(),
-		HasEnd:       hasEnd,
-		EndCount:     end,
-		EndMarkers:   c.EndMarkers,
-		Adopted:      adopted,
-		Base:         base,
-		FirstArrival: time.Unix(0, first).UTC(),
-		LastArrival:  time.Unix(0, last).UTC(),
+		Stream:         id,
+		Seen:           t.Seen(),
+		Duplicates:     c.Duplicates,
+		DuplicatedSeqs: t.Duplicated(),
+		Reordered:      c.Reordered,
+		Gaps:           c.Gaps,
+		Late:           c.Late,
+		Lost:           t.Lost(),
+		LostDeclared:   t.LostDeclared(),
+		Pending:        t.Pending(),
+		Elsewhere:      t.Elsewhere(),
+		HasEnd:         hasEnd,
+		EndCount:       end,
+		EndMarkers:     c.EndMarkers,
+		Adopted:        adopted,
+		Base:           base,
+		FirstArrival:   time.Unix(0, first).UTC(),
+		LastArrival:    time.Unix(0, last).UTC(),
 	}
 }
 
@@ -205,6 +209,7 @@ func streamReport(id message.StreamID, t *Tracker) StreamReport {
 func mergeStream(s, o *StreamReport) {
 	s.Seen.Union(o.Seen)
 	s.Duplicates += o.Duplicates
+	s.DuplicatedSeqs.Union(o.DuplicatedSeqs)
 	s.Reordered += o.Reordered
 	s.Gaps += o.Gaps
 	s.Late += o.Late

@@ -77,6 +77,10 @@ type trackerExtra struct {
 	// declared holds every sequence ever declared lost, including those that
 	// arrived late afterwards.
 	declared seqrange.Set
+	// dups holds the sequences that arrived more than once, at most
+	// maxDupRanges ranges (a report lists which ranges were duplicated; the
+	// count in dup stays exact beyond the cap).
+	dups seqrange.Set
 	// elsewhere holds the sequences resolved by Resume: this process did not
 	// read the offsets they may have been at. A subset of [base, next).
 	elsewhere seqrange.Set
@@ -140,6 +144,7 @@ func (t *Tracker) arriveSlow(seq uint64, now int64) Result {
 	case seq < t.base:
 		if x.below.Contains(seq) {
 			x.dup++
+			x.noteDup(seq)
 			return Duplicate
 		}
 		x.below.Add(seq)
@@ -157,6 +162,7 @@ func (t *Tracker) arriveSlow(seq uint64, now int64) Result {
 			return Reordered
 		}
 		x.dup++
+		x.noteDup(seq)
 		return Duplicate
 	case seq == x.max:
 		x.max++
@@ -177,6 +183,7 @@ func (t *Tracker) arriveSlow(seq uint64, now int64) Result {
 	i := sort.Search(len(x.gaps), func(i int) bool { return x.gaps[i].hi > seq })
 	if i == len(x.gaps) || x.gaps[i].lo > seq {
 		x.dup++
+		x.noteDup(seq)
 		return Duplicate
 	}
 	g := &x.gaps[i]
@@ -351,6 +358,24 @@ func (t *Tracker) Lost() seqrange.Set {
 		return seqrange.Set{}
 	}
 	return seqrange.Of(t.x.lost.Ranges()...)
+}
+
+// maxDupRanges caps the duplicated ranges a stream remembers.
+const maxDupRanges = 64
+
+func (x *trackerExtra) noteDup(seq uint64) {
+	if x.dups.NumRanges() < maxDupRanges || x.dups.Contains(seq) || x.dups.Contains(seq-1) || x.dups.Contains(seq+1) {
+		x.dups.Add(seq)
+	}
+}
+
+// Duplicated returns the sequences that arrived more than once (at most
+// maxDupRanges ranges of them; Counts().Duplicates is exact).
+func (t *Tracker) Duplicated() seqrange.Set {
+	if t.x == nil {
+		return seqrange.Set{}
+	}
+	return seqrange.Of(t.x.dups.Ranges()...)
 }
 
 // LostDeclared returns every sequence ever declared lost, including those

@@ -538,7 +538,7 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 	rep := t.ledger.Report()
 	received := make([]reconcile.Received, 0, len(rep.Streams))
 	for _, s := range rep.Streams {
-		received = append(received, reconcile.Received{Stream: s.Stream, Seen: s.Seen, Duplicates: s.Duplicates, Reordered: s.Reordered, Late: s.Late})
+		received = append(received, reconcile.Received{Stream: s.Stream, Seen: s.Seen, Duplicates: s.Duplicates, DuplicatedSeqs: s.DuplicatedSeqs, Reordered: s.Reordered, Late: s.Late})
 	}
 	o := reconcile.Reconcile(produced, received)
 	if o.Lost > 0 {

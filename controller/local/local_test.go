@@ -124,13 +124,16 @@ func TestFaultyMirrorCountsExactly(t *testing.T) {
 	if uint64(lost) != s.Lost || uint64(dups) != s.Duplicated || uint64(reordered) != s.Reordered || uint64(tr.Foreign) != s.Foreign || uint64(unique) != s.Received {
 		t.Errorf("read back: lost %d dups %d reordered %d foreign %d unique %d; summary %+v", lost, dups, reordered, tr.Foreign, unique, s)
 	}
-	var lostAnomaly bool
+	var lostAnomaly, dupAnomaly bool
 	for _, a := range res.Anomalies {
-		if a.Kind == "lost" {
+		switch a.Kind {
+		case "lost":
 			lostAnomaly = a.Stream.Key == 0 && a.Count == 5 && len(a.Ranges) == 1 && a.Ranges[0].Lo == 100 && a.Ranges[0].Hi == 105
+		case "duplicated":
+			dupAnomaly = a.Stream.Key == 1 && a.Count == 10 && len(a.Ranges) == 1 && a.Ranges[0].Lo == 50 && a.Ranges[0].Hi == 60
 		}
 	}
-	if !lostAnomaly {
-		t.Errorf("anomalies do not name key 0 sequences 100-104 as lost: %+v", res.Anomalies)
+	if !lostAnomaly || !dupAnomaly {
+		t.Errorf("anomalies do not name key 0 sequences 100-104 as lost and key 1 sequences 50-59 as duplicated: %+v", res.Anomalies)
 	}
 }

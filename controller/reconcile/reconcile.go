@@ -36,6 +36,9 @@ type Received struct {
 	Reordered uint64
 	// Late counts arrivals after their sequence had been declared lost.
 	Late uint64
+	// DuplicatedSeqs holds sequences that arrived more than once, when
+	// known (it may be capped; Duplicates is exact).
+	DuplicatedSeqs seqrange.Set
 }
 
 // Stream is the reconciled outcome of one stream.
@@ -56,6 +59,9 @@ type Stream struct {
 	Unexpected                  seqrange.Set
 	Received                    uint64
 	Duplicates, Reordered, Late uint64
+	// DuplicatedSeqs holds the sequences that arrived more than once (when
+	// the consumers recorded them).
+	DuplicatedSeqs seqrange.Set
 	// LostWhere, when the lost sequences were located (see package
 	// readback), splits Lost by where they went missing.
 	LostWhere map[string]seqrange.Set
@@ -81,6 +87,7 @@ func Reconcile(produced []Produced, received []Received) Outcome {
 		p              *Produced
 		seen           seqrange.Set
 		dup, reo, late uint64
+		dups           seqrange.Set
 		got            bool
 	}
 	streams := map[message.StreamID]*acc{}
@@ -110,6 +117,7 @@ func Reconcile(produced []Produced, received []Received) Outcome {
 		a.got = true
 		a.seen.Union(r.Seen)
 		a.dup += r.Duplicates
+		a.dups.Union(r.DuplicatedSeqs)
 		a.reo += r.Reordered
 		a.late += r.Late
 	}
@@ -121,7 +129,7 @@ func Reconcile(produced []Produced, received []Received) Outcome {
 	sort.Slice(ids, func(i, j int) bool { return ids[i].Less(ids[j]) })
 	for _, id := range ids {
 		a := streams[id]
-		s := Stream{Stream: id, Duplicates: a.dup, Reordered: a.reo, Late: a.late, Received: a.seen.Len()}
+		s := Stream{Stream: id, Duplicates: a.dup, DuplicatedSeqs: a.dups, Reordered: a.reo, Late: a.late, Received: a.seen.Len()}
 		if a.p == nil {
 			out.UnknownStreams++
 			s.Unexpected = a.seen
@@ -177,7 +185,7 @@ func (o Outcome) Anomalies(limit int) ([]results.Anomaly, map[string]uint64) {
 		}
 		add(results.Anomaly{Stream: s.Stream, Kind: "never_acked", Count: s.NeverAcked.Len(), Ranges: s.NeverAcked.Ranges()})
 		add(results.Anomaly{Stream: s.Stream, Kind: "unexpected", Count: s.Unexpected.Len(), Ranges: s.Unexpected.Ranges()})
-		add(results.Anomaly{Stream: s.Stream, Kind: "duplicated", Count: s.Duplicates})
+		add(results.Anomaly{Stream: s.Stream, Kind: "duplicated", Count: s.Duplicates, Ranges: s.DuplicatedSeqs.Ranges()})
 		add(results.Anomaly{Stream: s.Stream, Kind: "reordered", Count: s.Reordered})
 		add(results.Anomaly{Stream: s.Stream, Kind: "late", Count: s.Late})
 	}
