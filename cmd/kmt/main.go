@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -150,6 +149,3 @@ func setupLogging(level, format string) error {
 	slog.SetDefault(slog.New(h))
 	return nil
 }
-
-// errNotImplemented marks a subcommand whose package has not landed yet.
-var errNotImplemented = errors.New("not implemented yet")

@@ -151,7 +151,6 @@ type Target struct {
 	degraded  bool
 	started   time.Time
 	stopped   time.Time
-	finished  bool
 	finishing bool // Finish has taken the list of producers to stop
 }
 
@@ -511,9 +510,6 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	}
 	slog.Info("workload drain done")
 	t.stopConsumers()
-	t.mu.Lock()
-	t.finished = true
-	t.mu.Unlock()
 	return t.outcome(ctx, prods), nil
 }
 
