@@ -50,25 +50,6 @@ func TestMirrorCommandBadFlags(t *testing.T) {
 	}
 }
 
-func TestMirrorCommandUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	start := time.Now()
-	err, _ = runKmt(ctx, t, "mirror", "--source", addr, "--destination", addr, "--topics", "t", "--connect-timeout", "1s")
-	if code := exit.Code(err); code != exit.Usage || !strings.Contains(err.Error(), "cannot reach Kafka brokers "+addr) {
-		t.Fatalf("exit %d, error %v; want exit 2 saying the brokers cannot be reached", code, err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("took %v with a 1s connect timeout", d)
-	}
-}
-
 // TestMirrorCommand mirrors topics selected by a regular expression between
 // two embedded clusters, scrapes the metrics while it runs, stops it with
 // the context (as SIGINT does) and checks the destination's contents.
