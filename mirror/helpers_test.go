@@ -22,6 +22,17 @@ import (
 	"github.com/kmtproject/kmt/mirror"
 )
 
+// testSession is the mirror's group session timeout in tests that kill
+// workers: short enough that a killed worker's partitions move within
+// seconds, long enough that heartbeats survive a loaded race-detector run
+// (at 1s, two busy cores missed heartbeats and the group rebalanced every
+// few seconds).
+const testSession = 3 * time.Second
+
+// cutFor is how long TestCutWANLinkStopsAndHealResumes keeps the link cut:
+// longer than testSession, so the group evicts the worker meanwhile.
+const cutFor = testSession + time.Second
+
 // startCluster starts an embedded cluster whose groups accept the short
 // session timeouts these tests use.
 func startCluster(t testing.TB, name string, brokers int) *embedded.Cluster {
