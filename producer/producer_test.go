@@ -840,3 +840,34 @@ func TestMetricsLintAndShared(t *testing.T) {
 		t.Errorf("gathered %d series of the fixed metric names (%v), want 7", n, err)
 	}
 }
+
+// TestFillReusedBodyEqualsFreshBody reuses one record for a run of in-body
+// messages whose metadata prefix changes length (sequence 9 to 10, 99 to
+// 100, an end marker in between) and checks every value byte for byte
+// against message.AppendBody built from scratch.
+func TestFillReusedBodyEqualsFreshBody(t *testing.T) {
+	const size = 64
+	p, err := New(kafkaconf.Conn{Brokers: []string{"127.0.0.1:9"}}, Config{ID: "p1", Topics: []string{"t"}, MessageSize: size, Encoding: message.Body}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.start = time.Now()
+	tp := &topicState{name: "t", partitions: 1, keys: 1, keyEnc: []*bytesEncoder{{b: []byte("0")}}}
+	r := new(record)
+	for _, seq := range []uint64{8, 9, 10, 11, 11, 99, 100, 7, 1 << 40, 3} {
+		r.topic, r.seq, r.end = tp, seq, seq == 11 && r.seq == 11 // the second 11 is an end marker
+		p.fill(r, time.Now(), size)
+		got, _ := r.msg.Value.Encode()
+		ts := r.msg.Timestamp.UnixNano()
+		want := message.AppendBody(nil, "p1", p.RunID(), seq, ts, size, p.filler)
+		if r.end {
+			want = message.AppendEndBody(nil, "p1", p.RunID(), seq, ts)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("seq %d end %v: value\n%q\nwant\n%q", seq, r.end, got, want)
+		}
+		if !r.end && len(got) != size {
+			t.Fatalf("seq %d: %d bytes, want %d", seq, len(got), size)
+		}
+	}
+}

@@ -51,18 +51,33 @@ func New() *Recorder {
 // Record adds one duration. Negative durations (clock skew) count as zero.
 // It does not allocate.
 func (r *Recorder) Record(d time.Duration) {
+	r.mu.Lock()
+	r.record(d)
+	r.mu.Unlock()
+}
+
+// RecordAll adds every duration in ds under one lock, as Record does one.
+// It does not allocate.
+func (r *Recorder) RecordAll(ds []time.Duration) {
+	r.mu.Lock()
+	for _, d := range ds {
+		r.record(d)
+	}
+	r.mu.Unlock()
+}
+
+// record adds d; the caller holds r.mu.
+func (r *Recorder) record(d time.Duration) {
 	us := int64(d / time.Microsecond)
 	if us < minValue {
 		us = minValue
 	}
-	r.mu.Lock()
 	if us > maxValue {
 		us = maxValue
 		r.clamped++
 	}
 	_ = r.total.RecordValue(us)
 	_ = r.window.RecordValue(us)
-	r.mu.Unlock()
 }
 
 // Total summarises everything recorded so far.

@@ -62,3 +62,21 @@ func TestRecordDoesNotAllocate(t *testing.T) {
 		t.Errorf("Record allocates %v times", n)
 	}
 }
+
+func TestRecordAllEqualsRecordOneByOne(t *testing.T) {
+	ds := []time.Duration{-time.Second, 0, 3 * time.Microsecond, 7 * time.Millisecond, 7 * time.Millisecond, 2 * time.Hour}
+	one, all := New(), New()
+	for _, d := range ds {
+		one.Record(d)
+	}
+	all.RecordAll(ds)
+	if a, b := one.Total(), all.Total(); a != b {
+		t.Fatalf("RecordAll %+v, Record one by one %+v", b, a)
+	}
+	if a, b := one.Window(), all.Window(); a != b {
+		t.Fatalf("windows differ: RecordAll %+v, Record %+v", b, a)
+	}
+	if n := testing.AllocsPerRun(100, func() { all.RecordAll(ds) }); n != 0 {
+		t.Errorf("RecordAll allocates %v times", n)
+	}
+}

@@ -103,6 +103,19 @@ func ParseKey(b []byte) (uint32, error) {
 // payload bytes and must be at least size bytes long.
 func AppendBody(dst []byte, producer, run string, seq uint64, unixNano int64, size int, filler []byte) []byte {
 	start := len(dst)
+	dst = AppendBodyPrefix(dst, producer, run, seq, unixNano)
+	if n := size - (len(dst) - start); n > 0 {
+		dst = append(dst, filler[:n]...)
+	}
+	return dst
+}
+
+// AppendBodyPrefix appends the metadata part of an in-body value, up to and
+// including the separator before the payload. AppendBody is this prefix
+// followed by filler[:size-len(prefix)], so two values whose prefixes have
+// the same length differ only in the prefix: a producer reusing a buffer
+// rewrites just that.
+func AppendBodyPrefix(dst []byte, producer, run string, seq uint64, unixNano int64) []byte {
 	dst = append(dst, producer...)
 	dst = append(dst, '/')
 	dst = append(dst, run...)
@@ -110,11 +123,7 @@ func AppendBody(dst []byte, producer, run string, seq uint64, unixNano int64, si
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, ';')
 	dst = strconv.AppendInt(dst, unixNano, 10)
-	dst = append(dst, ';')
-	if n := size - (len(dst) - start); n > 0 {
-		dst = append(dst, filler[:n]...)
-	}
-	return dst
+	return append(dst, ';')
 }
 
 // AppendEndBody appends an in-body end-of-stream marker saying count messages
