@@ -94,9 +94,11 @@ func k8sAdvertise(c *cli.Context) error {
 	return nil
 }
 
-// k8sTargetFlags are the flags of `kmt controller run --target kubernetes`.
+// k8sTargetFlags are the flags of `kmt controller run --target kubernetes`,
+// including the TLS and SASL flags of the controller's own Kafka connections
+// (--k8s-source-tls-ca-file, --k8s-destination-sasl-mechanism, ...).
 func k8sTargetFlags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "prometheus-url", Usage: "Prometheus the kubernetes target reads the fleet's metrics from (required with --target kubernetes)"},
 		&cli.PathFlag{Name: "k8s-source-kubeconfig", Usage: "kubeconfig of the source cluster (default: in-cluster service account, else $KUBECONFIG)"},
 		&cli.StringFlag{Name: "k8s-source-context", Usage: "kubeconfig context of the source cluster (default: the current one)"},
@@ -112,6 +114,43 @@ func k8sTargetFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "k8s-ready-timeout", Value: 10 * time.Minute, Usage: "bound on every wait (replacement broker Ready, scale settled, fault injected)"},
 		&cli.DurationFlag{Name: "k8s-latency-window", Value: 30 * time.Second, Usage: "range of the Prometheus latency percentile queries"},
 	}
+	flags = append(flags, connFlags(k8sSourcePrefix)...)
+	return append(flags, connFlags(k8sDestinationPrefix)...)
+}
+
+// Prefixes of the kubernetes target's Kafka security flags.
+const (
+	k8sSourcePrefix      = "k8s-source-"
+	k8sDestinationPrefix = "k8s-destination-"
+)
+
+// k8sKafkaConns builds the kubernetes target's admin connections to the
+// source and destination Kafka clusters (used by add-partitions and
+// create-topic) from --k8s-{source,destination}-bootstrap and their TLS and
+// SASL flags. A cluster without a bootstrap list gets an empty connection;
+// security flags without one are a usage error naming the flag.
+func k8sKafkaConns(c *cli.Context) (src, dst kafkaconf.Conn, err error) {
+	conn := func(prefix string) (kafkaconf.Conn, error) {
+		flag := prefix + "bootstrap"
+		cn := kafkaconf.Conn{Brokers: splitList(c.StringSlice(flag)), ClientID: "kmt-controller"} // connect timeout: the default 30s
+		if len(cn.Brokers) == 0 {
+			for _, f := range connFlags(prefix) {
+				if name := f.Names()[0]; c.IsSet(name) {
+					return cn, exit.Usagef("%s: --%s needs --%s (the brokers it secures)", c.Command.Name, name, flag)
+				}
+			}
+			return cn, nil
+		}
+		if err := cn.Validate(); err != nil {
+			return cn, exit.Usagef("%s: --%s: %v", c.Command.Name, flag, err)
+		}
+		return connFromFlags(c, prefix, cn)
+	}
+	if src, err = conn(k8sSourcePrefix); err != nil {
+		return src, dst, err
+	}
+	dst, err = conn(k8sDestinationPrefix)
+	return src, dst, err
 }
 
 // kubernetesTarget builds the kubernetes target from the flags of
@@ -141,20 +180,7 @@ func kubernetesTarget(c *cli.Context, sc *scenario.Scenario) (controller.Target,
 	if err != nil {
 		return nil, err
 	}
-	conn := func(flag string) (kafkaconf.Conn, error) {
-		cn := kafkaconf.Conn{Brokers: c.StringSlice(flag), ClientID: "kmt-controller"}
-		if len(cn.Brokers) > 0 {
-			if err := cn.Validate(); err != nil {
-				return cn, exit.Usagef("--%s: %v", flag, err)
-			}
-		}
-		return cn, nil
-	}
-	srcKafka, err := conn("k8s-source-bootstrap")
-	if err != nil {
-		return nil, err
-	}
-	dstKafka, err := conn("k8s-destination-bootstrap")
+	srcKafka, dstKafka, err := k8sKafkaConns(c)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/kafkatest"
 )
 
 // startCluster starts an embedded Kafka cluster for the test.
@@ -160,5 +161,84 @@ func TestTopicActionsNeedBrokers(t *testing.T) {
 	err = tg.CreateTopic(context.Background(), "x", 1)
 	if err == nil || !strings.Contains(err.Error(), "--k8s-source-bootstrap") {
 		t.Fatalf("error = %v", err)
+	}
+}
+
+// TestAddPartitionsSecured grows a topic on two clusters that require
+// mutual TLS and SCRAM: the target's admin connections carry the TLS and
+// SASL settings of their kafkaconf.Conn. The partition counts are read back
+// over a separate secured client.
+func TestAddPartitionsSecured(t *testing.T) {
+	pki := kafkatest.NewPKI(t, "kmt-test")
+	cert, key := pki.Issue(t, "kmt-controller")
+	tlsCfg, err := kafkaconf.TLSFiles{CAFile: pki.CAFile, CertFile: cert, KeyFile: key}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secured := func(name string) (*embedded.Cluster, kafkaconf.Conn) {
+		c, err := embedded.Start(embedded.Brokers(1), embedded.Name(name), embedded.TLS(pki.ServerTLS(t, true)),
+			embedded.SASLUser(kafkaconf.ScramSHA256, "kmt", "s3cret-"+name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c, kafkaconf.Conn{Brokers: c.Addrs(), ConnectTimeout: 10 * time.Second, TLS: tlsCfg,
+			SASL: kafkaconf.SASL{Mechanism: kafkaconf.ScramSHA256, User: "kmt", Password: "s3cret-" + name}}
+	}
+	_, sconn := secured("source")
+	_, dconn := secured("destination")
+	ctx := ctxT(t)
+	admin := func(conn kafkaconf.Conn) sarama.ClusterAdmin {
+		t.Helper()
+		cfg, err := conn.Sarama()
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := kafkaconf.Connect(ctx, conn, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := sarama.NewClusterAdminFromClient(client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+	sadmin, dadmin := admin(sconn), admin(dconn)
+	for _, a := range []sarama.ClusterAdmin{sadmin, dadmin} {
+		if err := a.CreateTopic("kmt-0", &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ssim := newSimCluster(t, 0, deployment(srcNS, DefaultProducerDeployment, 1, "kmt-0"))
+	dsim := newSimCluster(t, 0, deployment(dstNS, DefaultConsumerDeployment, 1, "kmt-0"))
+	cfg := testConfig()
+	cfg.SourceKafka, cfg.DestinationKafka = sconn, dconn
+	tg, err := New(ssim.cs, dsim.cs, newChaosMesh(t, false, 0).dyn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.AddPartitions(ctx, "kmt-0", 6); err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]sarama.ClusterAdmin{"source": sadmin, "destination": dadmin} {
+		md, err := a.DescribeTopics([]string{"kmt-0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(md[0].Partitions); n != 6 {
+			t.Errorf("%s: kmt-0 has %d partitions, want 6", name, n)
+		}
+	}
+	// Without credentials the target's admin connection is refused, with
+	// a message that names the cluster.
+	cfg.SourceKafka = kafkaconf.Conn{Brokers: sconn.Brokers, ConnectTimeout: 2 * time.Second, TLS: tlsCfg}
+	tg, err = New(ssim.cs, dsim.cs, newChaosMesh(t, false, 0).dyn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.AddPartitions(ctx, "kmt-0", 9); err == nil || !strings.Contains(err.Error(), "source") {
+		t.Fatalf("AddPartitions without SASL: %v, want an error naming the source", err)
 	}
 }
