@@ -279,14 +279,21 @@ func (r *Runner) sampleLoop(ctx context.Context) {
 	}
 }
 
-// StatusLine formats one live status line:
-// "t=02:10  step 3/6 kill broker source-1  rate 9.9k/s  p99 42ms  lost 0".
+// StatusLine formats one live status line: elapsed time, the current step,
+// the produce rate against the target, the replicated rate (unique messages
+// received at the destination), the end-to-end latency percentiles of the
+// last interval and the running counts:
+//
+//	t=02:10  step 3/6 kill broker source-1  produce 9.9k/s (target 10.0k/s)  replicated 9.8k/s  e2e p50 3.1ms p99 42ms p99.9 80ms  lost 0  dup 0  reord 0  foreign 0
+//
+// Rates need the previous sample (nil: 0/s).
 func StatusLine(s Sample, prev *Sample, start time.Time, current string) string {
 	el := s.Time.Sub(start).Round(time.Second)
-	var rate float64
+	var produce, replicated float64
 	if prev != nil {
 		if dt := s.Time.Sub(prev.Time).Seconds(); dt > 0 {
-			rate = float64(s.Received-prev.Received) / dt
+			produce = float64(s.Produced-min(prev.Produced, s.Produced)) / dt
+			replicated = float64(s.Received-min(prev.Received, s.Received)) / dt
 		}
 	}
 	var b strings.Builder
@@ -294,8 +301,10 @@ func StatusLine(s Sample, prev *Sample, start time.Time, current string) string 
 	if current != "" {
 		fmt.Fprintf(&b, "  %s", current)
 	}
-	fmt.Fprintf(&b, "  rate %s/s (target %s/s)  p99 %s  lost %d  dup %d  reord %d",
-		human(rate), human(s.TargetRate), latencyString(s.P99), s.Lost, s.Duplicated, s.Reordered)
+	fmt.Fprintf(&b, "  produce %s/s (target %s/s)  replicated %s/s  e2e p50 %s p99 %s p99.9 %s  lost %d  dup %d  reord %d  foreign %d",
+		human(produce), human(s.TargetRate), human(replicated),
+		latencyString(s.P50), latencyString(s.P99), latencyString(s.P999),
+		s.Lost, s.Duplicated, s.Reordered, s.Foreign)
 	return b.String()
 }
 
@@ -312,11 +321,13 @@ func latencyString(d time.Duration) string {
 	}
 }
 
+// human formats a rate compactly: "999", "1.0k", "12.3k", "1.2M" (values
+// that would round up to the next unit's 1.0 are shown in it).
 func human(v float64) string {
 	switch {
-	case v >= 1e6:
+	case v >= 999.95e3:
 		return fmt.Sprintf("%.1fM", v/1e6)
-	case v >= 1e3:
+	case v >= 999.5:
 		return fmt.Sprintf("%.1fk", v/1e3)
 	default:
 		return fmt.Sprintf("%.0f", v)
