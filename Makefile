@@ -53,6 +53,14 @@ test: test-deps ## Run every test (race detector on), the scenario library, then
 	$(GO) test -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/ ./controller/local/ ./mirror/
 	$(MAKE) fuzz
 
+# A real Kafka for `make test-kafka`, e.g. make test-kafka BROKERS=kafka-1:9092,kafka-2:9092
+BROKERS ?=
+.PHONY: test-kafka
+test-kafka: ## Run the end-to-end tests against a real Kafka: make test-kafka BROKERS=host:9092 (topics kmt-*, copy.kmt-*, orders-*, alpha-*, beta-*).
+	@if [ -z "$(BROKERS)" ]; then echo "make test-kafka: give BROKERS=host:port[,host:port...]"; exit 2; fi
+	KMT_TEST_BROKERS=$(BROKERS) $(GO) test -count 1 -v -run 'EndToEnd|TestProduceReadBack|TestMirrorReplicatesEveryRecordIdentically|TestFaultsInjectExactlyTheConfiguredNumbers' \
+		./cmd/kmt/ ./producer/ ./consumer/ ./mirror/
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 300000 executions).
 	@bash scripts/fuzz.sh $(FUZZTIME)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/kafkatest"
 	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/internal/seqrange"
 )
@@ -31,11 +33,16 @@ func startCluster(t testing.TB, brokers int) *embedded.Cluster {
 	return c
 }
 
-func testConn(c *embedded.Cluster) kafkaconf.Conn {
+// cluster is what the helpers need of a Kafka cluster: its brokers. An
+// *embedded.Cluster is one; so is a kafkatest.BrokerList, for the Kafka
+// named by KMT_TEST_BROKERS.
+type cluster interface{ Addrs() []string }
+
+func testConn(c cluster) kafkaconf.Conn {
 	return kafkaconf.Conn{Brokers: c.Addrs(), ClientID: "kmt-test", ConnectTimeout: 10 * time.Second}
 }
 
-func createTopic(t testing.TB, c *embedded.Cluster, topic string, partitions int32) {
+func createTopic(t testing.TB, c cluster, topic string, partitions int32) {
 	t.Helper()
 	cfg, err := testConn(c).Sarama()
 	if err != nil {
@@ -53,7 +60,7 @@ func createTopic(t testing.TB, c *embedded.Cluster, topic string, partitions int
 
 // newSyncProducer returns a plain sarama producer writing to explicit
 // partitions, one request in flight so records keep their order.
-func newSyncProducer(t testing.TB, c *embedded.Cluster) sarama.SyncProducer {
+func newSyncProducer(t testing.TB, c cluster) sarama.SyncProducer {
 	t.Helper()
 	cfg, err := testConn(c).Sarama()
 	if err != nil {
@@ -183,7 +190,7 @@ func (s *truthStream) lost() seqrange.Set {
 	return all.Minus(s.seen())
 }
 
-func readBack(t testing.TB, c *embedded.Cluster, topic, source string) truth {
+func readBack(t testing.TB, c cluster, topic, source string) truth {
 	t.Helper()
 	cfg, err := testConn(c).Sarama()
 	if err != nil {
@@ -284,8 +291,10 @@ func checkAgainstTruth(t *testing.T, rep Report, tr truth) {
 // account them in one ledger; the report must equal both the hand-computed
 // expectations and the ground truth read back from the topic.
 func TestConsumeEndToEnd(t *testing.T) {
-	cl := startCluster(t, 3)
-	const src, dst = "orders", "dst.orders"
+	addrs, _ := kafkatest.Brokers(t, 3) // a real Kafka when KMT_TEST_BROKERS is set
+	cl := kafkatest.BrokerList(addrs)
+	src := fmt.Sprintf("orders-%08x", rand.Uint32())
+	dst := "dst." + src
 	createTopic(t, cl, dst, 4)
 	prod := newSyncProducer(t, cl)
 
@@ -352,6 +361,7 @@ func TestConsumeEndToEnd(t *testing.T) {
 	for _, id := range []string{"c1", "c2"} {
 		cfg := testConfig(id, src)
 		cfg.TopicPrefix = "dst."
+		cfg.Group = src
 		c, err := New(testConn(cl), cfg, l, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/kafkatest"
 	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/mirror"
 )
@@ -33,6 +35,25 @@ const testSession = 3 * time.Second
 // longer than testSession, so the group evicts the worker meanwhile.
 const cutFor = testSession + time.Second
 
+// cluster is what the helpers need of a Kafka cluster: its brokers. An
+// *embedded.Cluster is one; so is a kafkatest.BrokerList, for the Kafka
+// named by KMT_TEST_BROKERS.
+type cluster interface{ Addrs() []string }
+
+// regions returns the source and destination of a test that needs nothing
+// but Kafka (no broker kills), and the destination topic prefix to use:
+// two embedded clusters of n brokers with prefix, or, when KMT_TEST_BROKERS
+// names a real Kafka, that one cluster on both sides with the copies under
+// "copy." so they never overwrite their source.
+func regions(t *testing.T, n int, prefix string) (src, dst cluster, dstPrefix string) {
+	t.Helper()
+	if os.Getenv(kafkatest.BrokersEnv) != "" {
+		addrs, _ := kafkatest.Brokers(t, n)
+		return kafkatest.BrokerList(addrs), kafkatest.BrokerList(addrs), "copy."
+	}
+	return startCluster(t, "source", n), startCluster(t, "destination", n), prefix
+}
+
 // startCluster starts an embedded cluster whose groups accept the short
 // session timeouts these tests use.
 func startCluster(t testing.TB, name string, brokers int) *embedded.Cluster {
@@ -46,11 +67,11 @@ func startCluster(t testing.TB, name string, brokers int) *embedded.Cluster {
 	return c
 }
 
-func conn(c *embedded.Cluster) kafkaconf.Conn {
+func conn(c cluster) kafkaconf.Conn {
 	return kafkaconf.Conn{Brokers: c.Addrs(), ClientID: "kmt-test", ConnectTimeout: 10 * time.Second}
 }
 
-func admin(t testing.TB, c *embedded.Cluster) sarama.ClusterAdmin {
+func admin(t testing.TB, c cluster) sarama.ClusterAdmin {
 	t.Helper()
 	cfg, err := conn(c).Sarama()
 	if err != nil {
@@ -58,13 +79,13 @@ func admin(t testing.TB, c *embedded.Cluster) sarama.ClusterAdmin {
 	}
 	a, err := sarama.NewClusterAdmin(c.Addrs(), cfg)
 	if err != nil {
-		t.Fatalf("admin on %s: %v", c.Name(), err)
+		t.Fatalf("admin on %v: %v", c.Addrs(), err)
 	}
 	t.Cleanup(func() { a.Close() })
 	return a
 }
 
-func createTopic(t testing.TB, c *embedded.Cluster, topic string, partitions int32) {
+func createTopic(t testing.TB, c cluster, topic string, partitions int32) {
 	t.Helper()
 	if err := admin(t, c).CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
@@ -127,7 +148,7 @@ type producer struct {
 	base       time.Time
 }
 
-func newProducer(t testing.TB, c *embedded.Cluster, topic string, keys int, partitions int32) *producer {
+func newProducer(t testing.TB, c cluster, topic string, keys int, partitions int32) *producer {
 	t.Helper()
 	cfg, err := conn(c).Sarama()
 	if err != nil {
@@ -180,7 +201,7 @@ func (pr *producer) send(count int) []record {
 // readAll reads every record of topic on c, by partition, in offset order.
 // The records are read with franz-go, not with the sarama code the mirror
 // uses, so the ground truth does not share its decoding.
-func readAll(t *testing.T, c *embedded.Cluster, topic string) map[int32][]record {
+func readAll(t *testing.T, c cluster, topic string) map[int32][]record {
 	t.Helper()
 	cfg, err := conn(c).Sarama()
 	if err != nil {
@@ -240,36 +261,14 @@ func readAll(t *testing.T, c *embedded.Cluster, topic string) map[int32][]record
 }
 
 // count returns the number of records of topic on c (sum of high-water
-// marks minus low-water marks).
-func count(t *testing.T, c *embedded.Cluster, topic string) int64 {
+// marks minus low-water marks; 0 while the topic does not exist).
+func count(t *testing.T, c cluster, topic string) int64 {
 	t.Helper()
-	cfg, err := conn(c).Sarama()
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := sarama.NewClient(c.Addrs(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, p := range parts {
-		hwm, err1 := client.GetOffset(topic, p, sarama.OffsetNewest)
-		low, err2 := client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err := errors.Join(err1, err2); err != nil {
-			t.Fatal(err)
-		}
-		n += hwm - low
-	}
-	return n
+	return kafkatest.Records(t, c.Addrs(), topic)
 }
 
 // committed returns the sum of group's committed offsets on topic.
-func committed(t *testing.T, c *embedded.Cluster, group, topic string, partitions int32) int64 {
+func committed(t *testing.T, c cluster, group, topic string, partitions int32) int64 {
 	t.Helper()
 	ps := make([]int32, partitions)
 	for i := range ps {

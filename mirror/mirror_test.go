@@ -12,10 +12,13 @@ import (
 	"github.com/kmtproject/kmt/mirror"
 )
 
+// TestMirrorReplicatesEveryRecordIdentically mirrors a topic while it is
+// written and compares every record of the copy with what was sent (on a
+// real Kafka too: KMT_TEST_BROKERS).
 func TestMirrorReplicatesEveryRecordIdentically(t *testing.T) {
-	src := startCluster(t, "source", 3)
-	dst := startCluster(t, "destination", 3)
+	src, dst, prefix := regions(t, 3, "copy.")
 	topic := topicName(t)
+	group := topic + "-mirror"
 	createTopic(t, src, topic, 3)
 	pr := newProducer(t, src, topic, 6, 3)
 	sent := pr.send(300)
@@ -24,17 +27,17 @@ func TestMirrorReplicatesEveryRecordIdentically(t *testing.T) {
 	m, err := mirror.New(conn(src), conn(dst), mirror.Config{
 		// A generous session timeout: no eviction (and replay) on a loaded
 		// machine, so the copy must be exact.
-		Topics: []string{topic}, TopicPrefix: "copy.", SessionTimeout: 6 * time.Second, CommitInterval: 200 * time.Millisecond,
+		Topics: []string{topic}, TopicPrefix: prefix, Group: group, SessionTimeout: 6 * time.Second, CommitInterval: 200 * time.Millisecond,
 	}, mirror.NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := runMirror(t, m)
-	dt := "copy." + topic
+	dt := prefix + topic
 	waitFor(t, 60*time.Second, "300 records in the destination", func() bool { return count(t, dst, dt) >= 300 })
 	sent = append(sent, pr.send(100)...) // while running
 	waitFor(t, 30*time.Second, "400 records in the destination", func() bool { return count(t, dst, dt) >= 400 })
-	waitFor(t, 10*time.Second, "offsets committed", func() bool { return committed(t, src, "kmt-mirror", topic, 3) == 400 })
+	waitFor(t, 10*time.Second, "offsets committed", func() bool { return committed(t, src, group, topic, 3) == 400 })
 	waitFor(t, 5*time.Second, "lag 0", func() bool { return m.Counters().Lag == 0 })
 	stop()
 	noGoroutinesIn(t, "kmt/mirror.")
@@ -93,10 +96,13 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) flo
 	return 0
 }
 
+// TestFaultsInjectExactlyTheConfiguredNumbers runs the faulty mirror and
+// counts, in the copy read back, exactly the drops, duplicates and swaps it
+// was told to inject (on a real Kafka too: KMT_TEST_BROKERS).
 func TestFaultsInjectExactlyTheConfiguredNumbers(t *testing.T) {
-	src := startCluster(t, "source", 1)
-	dst := startCluster(t, "destination", 1)
+	src, dst, prefix := regions(t, 1, "")
 	topic := topicName(t)
+	group := topic + "-mirror"
 	createTopic(t, src, topic, 3)
 	// 6 keys over 3 partitions: partition p holds keys p and p+3 alternately,
 	// so offset o of partition p is sequence o/2 of key p + 3*(o%2).
@@ -105,7 +111,7 @@ func TestFaultsInjectExactlyTheConfiguredNumbers(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	m, err := mirror.New(conn(src), conn(dst), mirror.Config{
-		Topics: []string{topic}, SessionTimeout: 6 * time.Second,
+		Topics: []string{topic}, TopicPrefix: prefix, Group: group, SessionTimeout: 6 * time.Second,
 		Faults: mirror.Faults{
 			Drop:      []mirror.Select{mirror.Seqs(topic, 0, 10, 15)},    // 5 records of key 0
 			Duplicate: []mirror.Select{mirror.Offsets(topic, 1, 20, 30)}, // 10 records of partition 1
@@ -119,11 +125,11 @@ func TestFaultsInjectExactlyTheConfiguredNumbers(t *testing.T) {
 	stop := runMirror(t, m)
 	want := int64(600 - 5 + 10)
 	waitFor(t, 60*time.Second, "mirror caught up", func() bool {
-		return count(t, dst, topic) >= want && committed(t, src, "kmt-mirror", topic, 3) == 600
+		return count(t, dst, prefix+topic) >= want && committed(t, src, group, topic, 3) == 600
 	})
 	stop()
 
-	got := readAll(t, dst, topic)
+	got := readAll(t, dst, prefix+topic)
 	if n := flatten(got); n != int(want) {
 		t.Fatalf("destination holds %d records, want %d", n, want)
 	}

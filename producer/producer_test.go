@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/kafkatest"
 	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/internal/seqrange"
 )
@@ -35,12 +37,17 @@ func startCluster(t testing.TB, brokers int) *embedded.Cluster {
 	return c
 }
 
-func connOf(c *embedded.Cluster) kafkaconf.Conn {
+// cluster is what the helpers need of a Kafka cluster: its brokers. An
+// *embedded.Cluster is one; so is a kafkatest.BrokerList, for the Kafka
+// named by KMT_TEST_BROKERS.
+type cluster interface{ Addrs() []string }
+
+func connOf(c cluster) kafkaconf.Conn {
 	return kafkaconf.Conn{Brokers: c.Addrs(), ConnectTimeout: 10 * time.Second}
 }
 
 // createTopics creates topics with the given partitions through EnsureTopics.
-func createTopics(t testing.TB, c *embedded.Cluster, partitions int, topics ...string) {
+func createTopics(t testing.TB, c cluster, partitions int, topics ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -76,7 +83,7 @@ type readRecord struct {
 
 // readBack reads every record of topic with a plain sarama consumer, in
 // partition then offset order.
-func readBack(t testing.TB, c *embedded.Cluster, topic string) []readRecord {
+func readBack(t testing.TB, c cluster, topic string) []readRecord {
 	t.Helper()
 	conn := connOf(c)
 	sc, err := conn.Sarama()
@@ -286,8 +293,10 @@ func checkReport(t *testing.T, rep Report, topic string, partitions, keys uint32
 func TestProduceReadBack(t *testing.T) {
 	for _, enc := range []message.Encoding{message.Headers, message.Body} {
 		t.Run(enc.String(), func(t *testing.T) {
-			c := startCluster(t, 3)
-			topics := []string{"alpha", "beta"}
+			addrs, _ := kafkatest.Brokers(t, 3) // a real Kafka when KMT_TEST_BROKERS is set
+			c := kafkatest.BrokerList(addrs)
+			suffix := fmt.Sprintf("-%08x", rand.Uint32())
+			topics := []string{"alpha" + suffix, "beta" + suffix}
 			createTopics(t, c, 3, topics...)
 			reg := prometheus.NewRegistry()
 			m := NewMetrics(reg)

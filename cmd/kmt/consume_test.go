@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/kmtproject/kmt/consumer"
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
@@ -110,14 +107,7 @@ func TestConsumeCommandRun(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep consumer.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readConsumerReport(t, path)
 	tot := rep.Totals
 	if tot.Received != 99 || tot.Lost != 1 || tot.Foreign != 1 || tot.EndMarkers != 2 || tot.Streams != 2 || tot.Duplicates != 0 {
 		t.Fatalf("report totals %+v\n%s", tot, out)
