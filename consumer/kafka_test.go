@@ -25,24 +25,14 @@ import (
 // startCluster starts an embedded cluster, closed when the test ends.
 func startCluster(t testing.TB, brokers int) *embedded.Cluster {
 	t.Helper()
-	c, err := embedded.Start(embedded.Brokers(brokers), embedded.Name("destination"))
-	if err != nil {
-		t.Fatalf("start cluster: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.Embedded(t, embedded.Brokers(brokers), embedded.Name("destination"))
 }
 
-// cluster is what the helpers need of a Kafka cluster: its brokers. An
-// *embedded.Cluster is one; so is a kafkatest.BrokerList, for the Kafka
-// named by KMT_TEST_BROKERS.
-type cluster interface{ Addrs() []string }
-
-func testConn(c cluster) kafkaconf.Conn {
+func testConn(c kafkatest.Cluster) kafkaconf.Conn {
 	return kafkaconf.Conn{Brokers: c.Addrs(), ClientID: "kmt-test", ConnectTimeout: 10 * time.Second}
 }
 
-func createTopic(t testing.TB, c cluster, topic string, partitions int32) {
+func createTopic(t testing.TB, c kafkatest.Cluster, topic string, partitions int32) {
 	t.Helper()
 	cfg, err := testConn(c).Sarama()
 	if err != nil {
@@ -60,7 +50,7 @@ func createTopic(t testing.TB, c cluster, topic string, partitions int32) {
 
 // newSyncProducer returns a plain sarama producer writing to explicit
 // partitions, one request in flight so records keep their order.
-func newSyncProducer(t testing.TB, c cluster) sarama.SyncProducer {
+func newSyncProducer(t testing.TB, c kafkatest.Cluster) sarama.SyncProducer {
 	t.Helper()
 	cfg, err := testConn(c).Sarama()
 	if err != nil {
@@ -190,7 +180,7 @@ func (s *truthStream) lost() seqrange.Set {
 	return all.Minus(s.seen())
 }
 
-func readBack(t testing.TB, c cluster, topic, source string) truth {
+func readBack(t testing.TB, c kafkatest.Cluster, topic, source string) truth {
 	t.Helper()
 	cfg, err := testConn(c).Sarama()
 	if err != nil {

@@ -35,17 +35,12 @@ const testSession = 3 * time.Second
 // longer than testSession, so the group evicts the worker meanwhile.
 const cutFor = testSession + time.Second
 
-// cluster is what the helpers need of a Kafka cluster: its brokers. An
-// *embedded.Cluster is one; so is a kafkatest.BrokerList, for the Kafka
-// named by KMT_TEST_BROKERS.
-type cluster interface{ Addrs() []string }
-
 // regions returns the source and destination of a test that needs nothing
 // but Kafka (no broker kills), and the destination topic prefix to use:
 // two embedded clusters of n brokers with prefix, or, when KMT_TEST_BROKERS
 // names a real Kafka, that one cluster on both sides with the copies under
 // "copy." so they never overwrite their source.
-func regions(t *testing.T, n int, prefix string) (src, dst cluster, dstPrefix string) {
+func regions(t *testing.T, n int, prefix string) (src, dst kafkatest.Cluster, dstPrefix string) {
 	t.Helper()
 	if os.Getenv(kafkatest.BrokersEnv) != "" {
 		addrs, _ := kafkatest.Brokers(t, n)
@@ -58,20 +53,15 @@ func regions(t *testing.T, n int, prefix string) (src, dst cluster, dstPrefix st
 // session timeouts these tests use.
 func startCluster(t testing.TB, name string, brokers int) *embedded.Cluster {
 	t.Helper()
-	c, err := embedded.Start(embedded.Brokers(brokers), embedded.Name(name),
+	return kafkatest.Embedded(t, embedded.Brokers(brokers), embedded.Name(name),
 		embedded.KfakeOpts(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
-	if err != nil {
-		t.Fatalf("start %s cluster: %v", name, err)
-	}
-	t.Cleanup(c.Close)
-	return c
 }
 
-func conn(c cluster) kafkaconf.Conn {
+func conn(c kafkatest.Cluster) kafkaconf.Conn {
 	return kafkaconf.Conn{Brokers: c.Addrs(), ClientID: "kmt-test", ConnectTimeout: 10 * time.Second}
 }
 
-func admin(t testing.TB, c cluster) sarama.ClusterAdmin {
+func admin(t testing.TB, c kafkatest.Cluster) sarama.ClusterAdmin {
 	t.Helper()
 	cfg, err := conn(c).Sarama()
 	if err != nil {
@@ -85,7 +75,7 @@ func admin(t testing.TB, c cluster) sarama.ClusterAdmin {
 	return a
 }
 
-func createTopic(t testing.TB, c cluster, topic string, partitions int32) {
+func createTopic(t testing.TB, c kafkatest.Cluster, topic string, partitions int32) {
 	t.Helper()
 	if err := admin(t, c).CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
@@ -148,7 +138,7 @@ type producer struct {
 	base       time.Time
 }
 
-func newProducer(t testing.TB, c cluster, topic string, keys int, partitions int32) *producer {
+func newProducer(t testing.TB, c kafkatest.Cluster, topic string, keys int, partitions int32) *producer {
 	t.Helper()
 	cfg, err := conn(c).Sarama()
 	if err != nil {
@@ -201,7 +191,7 @@ func (pr *producer) send(count int) []record {
 // readAll reads every record of topic on c, by partition, in offset order.
 // The records are read with franz-go, not with the sarama code the mirror
 // uses, so the ground truth does not share its decoding.
-func readAll(t *testing.T, c cluster, topic string) map[int32][]record {
+func readAll(t *testing.T, c kafkatest.Cluster, topic string) map[int32][]record {
 	t.Helper()
 	cfg, err := conn(c).Sarama()
 	if err != nil {
@@ -262,13 +252,13 @@ func readAll(t *testing.T, c cluster, topic string) map[int32][]record {
 
 // count returns the number of records of topic on c (sum of high-water
 // marks minus low-water marks; 0 while the topic does not exist).
-func count(t *testing.T, c cluster, topic string) int64 {
+func count(t *testing.T, c kafkatest.Cluster, topic string) int64 {
 	t.Helper()
 	return kafkatest.Records(t, c.Addrs(), topic)
 }
 
 // committed returns the sum of group's committed offsets on topic.
-func committed(t *testing.T, c cluster, group, topic string, partitions int32) int64 {
+func committed(t *testing.T, c kafkatest.Cluster, group, topic string, partitions int32) int64 {
 	t.Helper()
 	ps := make([]int32, partitions)
 	for i := range ps {

@@ -29,25 +29,15 @@ import (
 // startCluster starts an embedded cluster closed at the end of the test.
 func startCluster(t testing.TB, brokers int) *embedded.Cluster {
 	t.Helper()
-	c, err := embedded.Start(embedded.Brokers(brokers), embedded.Name("source"))
-	if err != nil {
-		t.Fatalf("start embedded cluster: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.Embedded(t, embedded.Brokers(brokers), embedded.Name("source"))
 }
 
-// cluster is what the helpers need of a Kafka cluster: its brokers. An
-// *embedded.Cluster is one; so is a kafkatest.BrokerList, for the Kafka
-// named by KMT_TEST_BROKERS.
-type cluster interface{ Addrs() []string }
-
-func connOf(c cluster) kafkaconf.Conn {
+func connOf(c kafkatest.Cluster) kafkaconf.Conn {
 	return kafkaconf.Conn{Brokers: c.Addrs(), ConnectTimeout: 10 * time.Second}
 }
 
 // createTopics creates topics with the given partitions through EnsureTopics.
-func createTopics(t testing.TB, c cluster, partitions int, topics ...string) {
+func createTopics(t testing.TB, c kafkatest.Cluster, partitions int, topics ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -83,7 +73,7 @@ type readRecord struct {
 
 // readBack reads every record of topic with a plain sarama consumer, in
 // partition then offset order.
-func readBack(t testing.TB, c cluster, topic string) []readRecord {
+func readBack(t testing.TB, c kafkatest.Cluster, topic string) []readRecord {
 	t.Helper()
 	conn := connOf(c)
 	sc, err := conn.Sarama()

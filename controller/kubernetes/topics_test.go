@@ -17,12 +17,7 @@ import (
 // startCluster starts an embedded Kafka cluster for the test.
 func startCluster(t *testing.T, name string) *embedded.Cluster {
 	t.Helper()
-	c, err := embedded.Start(embedded.Brokers(3), embedded.Name(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return kafkatest.Embedded(t, embedded.Brokers(3), embedded.Name(name))
 }
 
 // partitions reads topic's partition count back from a cluster with a

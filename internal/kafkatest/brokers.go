@@ -29,12 +29,24 @@ func Brokers(t testing.TB, n int) (addrs []string, external bool) {
 		t.Logf("running against %s=%s", BrokersEnv, strings.Join(addrs, ","))
 		return addrs, true
 	}
-	c, err := embedded.Start(embedded.Brokers(n))
+	return Embedded(t, embedded.Brokers(n)).Addrs(), false
+}
+
+// Cluster is what test helpers need of a Kafka cluster: its brokers. An
+// *embedded.Cluster is one, and so is a BrokerList (the Kafka named by
+// KMT_TEST_BROKERS).
+type Cluster interface{ Addrs() []string }
+
+// Embedded starts an embedded cluster with opts (see embedded.Start for
+// the defaults) and closes it when the test ends.
+func Embedded(t testing.TB, opts ...embedded.Option) *embedded.Cluster {
+	t.Helper()
+	c, err := embedded.Start(opts...)
 	if err != nil {
 		t.Fatalf("start an embedded cluster: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return c.Addrs(), false
+	return c
 }
 
 // BrokerList is a cluster given by its broker addresses, as Brokers returns
