@@ -2,7 +2,6 @@ package mirror_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,25 +116,7 @@ func TestAbruptKillWhileFlowing(t *testing.T) {
 				t.Fatal(err)
 			}
 			runMirror(t, m)
-			var mu sync.Mutex
-			var sent []record
-			produced := make(chan struct{})
-			stop := make(chan struct{})
-			go func() { // about 1500 records/s until stopped
-				defer close(produced)
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					batch := pr.send(15)
-					mu.Lock()
-					sent = append(sent, batch...)
-					mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
-				}
-			}()
+			fl := startFlow(pr, 15, 10*time.Millisecond) // about 1500 records/s
 			waitFor(t, 60*time.Second, "replication under way", func() bool {
 				return m.Counters().Replicated >= 150 && committed(t, src, "kmt-mirror", topic, 3) > 0
 			})
@@ -144,9 +125,8 @@ func TestAbruptKillWhileFlowing(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(200 * time.Millisecond)
-			close(stop)
-			<-produced
-			total := int64(len(sent)) // the producer has stopped: no lock needed
+			sent := fl.Stop()
+			total := int64(len(sent))
 			waitFor(t, 60*time.Second, "the mirror to catch up", func() bool {
 				return committed(t, src, "kmt-mirror", topic, 3) == total && m.Counters().Lag == 0
 			})
@@ -176,26 +156,8 @@ func TestScaleUpAndDownLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	runMirror(t, m)
-
-	var mu sync.Mutex
-	var sent []record
-	ctx, cancel := context.WithCancel(context.Background())
-	producing := make(chan struct{})
-	go func() {
-		defer close(producing)
-		for ctx.Err() == nil {
-			batch := pr.send(20)
-			mu.Lock()
-			sent = append(sent, batch...)
-			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	sentCount := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(sent)
-	}
+	fl := startFlow(pr, 20, 20*time.Millisecond)
+	sentCount := fl.Count
 	waitFor(t, 30*time.Second, "replication under way", func() bool { return m.Counters().Replicated > 200 })
 	if err := m.Scale(3); err != nil {
 		t.Fatal(err)
@@ -210,9 +172,8 @@ func TestScaleUpAndDownLosesNothing(t *testing.T) {
 	}
 	at = sentCount()
 	waitFor(t, 30*time.Second, "progress with 1 worker", func() bool { return sentCount() > at+300 })
-	cancel()
-	<-producing
-	total := int64(sentCount())
+	sent := fl.Stop()
+	total := int64(len(sent))
 	waitFor(t, 60*time.Second, "the mirror to catch up", func() bool {
 		return committed(t, src, "kmt-mirror", topic, 6) == total
 	})

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,6 +249,51 @@ func readAll(t *testing.T, c kafkatest.Cluster, topic string) map[int32][]record
 		})
 	}
 	return out
+}
+
+// flow keeps a producer sending in the background: a batch, a pause, and
+// again, until Stop.
+type flow struct {
+	mu   sync.Mutex
+	sent []record
+	stop chan struct{}
+	done chan struct{}
+}
+
+// startFlow sends batches of n records on pr, pausing between them, until
+// the flow is stopped.
+func startFlow(pr *producer, n int, pause time.Duration) *flow {
+	f := &flow{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for {
+			select {
+			case <-f.stop:
+				return
+			default:
+			}
+			batch := pr.send(n)
+			f.mu.Lock()
+			f.sent = append(f.sent, batch...)
+			f.mu.Unlock()
+			time.Sleep(pause)
+		}
+	}()
+	return f
+}
+
+// Count returns how many records were sent so far.
+func (f *flow) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sent)
+}
+
+// Stop ends the flow and returns every record it sent, in order.
+func (f *flow) Stop() []record {
+	close(f.stop)
+	<-f.done
+	return f.sent
 }
 
 // count returns the number of records of topic on c (sum of high-water
