@@ -62,6 +62,12 @@ func newSimCluster(t *testing.T, readyDelay time.Duration, objs ...runtime.Objec
 	s.cs.PrependReactor("get", "deployments", s.getScale(depGVR))
 	s.cs.PrependReactor("update", "statefulsets", s.updateScale(stsGVR))
 	s.cs.PrependReactor("update", "deployments", s.updateScale(depGVR))
+	everyTick(t, func(context.Context) { s.reconcile() })
+	return s
+}
+
+// everyTick calls fn every 2ms in the background until the test ends.
+func everyTick(t *testing.T, fn func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -73,12 +79,11 @@ func newSimCluster(t *testing.T, readyDelay time.Duration, objs ...runtime.Objec
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				s.reconcile()
+				fn(ctx)
 			}
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return s
 }
 
 // object reads a StatefulSet or Deployment and its spec.replicas from the
@@ -365,46 +370,33 @@ func newChaosMesh(t *testing.T, inject bool, injectDelay time.Duration) *chaosMe
 	if !inject {
 		return m
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+	everyTick(t, func(ctx context.Context) {
+		res := m.dyn.Resource(NetworkChaosGVR)
+		list, err := res.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return
+		}
+		for _, u := range list.Items {
+			m.mu.Lock()
+			first, ok := m.seen[u.GetName()]
+			if !ok {
+				first = time.Now()
+				m.seen[u.GetName()] = first
 			}
-			res := m.dyn.Resource(NetworkChaosGVR)
-			list, err := res.List(ctx, metav1.ListOptions{})
-			if err != nil {
+			m.mu.Unlock()
+			if conditionTrue(&u, "AllInjected") || time.Since(first) < injectDelay {
 				continue
 			}
-			for _, u := range list.Items {
-				m.mu.Lock()
-				first, ok := m.seen[u.GetName()]
-				if !ok {
-					first = time.Now()
-					m.seen[u.GetName()] = first
-				}
-				m.mu.Unlock()
-				if conditionTrue(&u, "AllInjected") || time.Since(first) < injectDelay {
-					continue
-				}
-				c := u.DeepCopy()
-				_ = unstructured.SetNestedSlice(c.Object, []any{
-					map[string]any{"type": "Selected", "status": "True"},
-					map[string]any{"type": "AllInjected", "status": "True"},
-				}, "status", "conditions")
-				if _, err := res.Namespace(u.GetNamespace()).Update(ctx, c, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
-					continue
-				}
+			c := u.DeepCopy()
+			_ = unstructured.SetNestedSlice(c.Object, []any{
+				map[string]any{"type": "Selected", "status": "True"},
+				map[string]any{"type": "AllInjected", "status": "True"},
+			}, "status", "conditions")
+			if _, err := res.Namespace(u.GetNamespace()).Update(ctx, c, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				continue
 			}
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	})
 	return m
 }
 
