@@ -43,11 +43,7 @@ func requireKcat(t *testing.T) string {
 // hostileCluster starts a one-broker cluster with topic of 3 partitions.
 func hostileCluster(t *testing.T, topic string) (*embedded.Cluster, kafkaconf.Conn) {
 	t.Helper()
-	c, err := embedded.Start(embedded.Brokers(1), embedded.Name("destination"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name("destination"))
 	conn := kafkaconf.Conn{Brokers: c.Addrs(), ConnectTimeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

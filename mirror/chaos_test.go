@@ -157,7 +157,6 @@ func TestScaleUpAndDownLosesNothing(t *testing.T) {
 	}
 	runMirror(t, m)
 	fl := startFlow(pr, 20, 20*time.Millisecond)
-	sentCount := fl.Count
 	waitFor(t, 30*time.Second, "replication under way", func() bool { return m.Counters().Replicated > 200 })
 	if err := m.Scale(3); err != nil {
 		t.Fatal(err)
@@ -165,13 +164,13 @@ func TestScaleUpAndDownLosesNothing(t *testing.T) {
 	if m.Workers() != 3 {
 		t.Fatalf("%d workers after Scale(3)", m.Workers())
 	}
-	at := sentCount()
-	waitFor(t, 30*time.Second, "progress with 3 workers", func() bool { return sentCount() > at+300 && m.Counters().Lag < 100 })
+	at := fl.Count()
+	waitFor(t, 30*time.Second, "progress with 3 workers", func() bool { return fl.Count() > at+300 && m.Counters().Lag < 100 })
 	if err := m.Scale(1); err != nil {
 		t.Fatal(err)
 	}
-	at = sentCount()
-	waitFor(t, 30*time.Second, "progress with 1 worker", func() bool { return sentCount() > at+300 })
+	at = fl.Count()
+	waitFor(t, 30*time.Second, "progress with 1 worker", func() bool { return fl.Count() > at+300 })
 	sent := fl.Stop()
 	total := int64(len(sent))
 	waitFor(t, 60*time.Second, "the mirror to catch up", func() bool {

@@ -38,11 +38,7 @@ func TestProduceBrokerLoss(t *testing.T) {
 		{"no retries", false, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := embedded.Start(embedded.Brokers(3), embedded.Name("source"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
+			c := kafkatest.Embedded(t, embedded.Brokers(3), embedded.Name("source"))
 			conn := kafkaconf.Conn{Brokers: c.Addrs(), ConnectTimeout: 10 * time.Second}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

@@ -10,8 +10,8 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kmtproject/kmt/internal/embedded"
-	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/kafkatest"
 	"github.com/kmtproject/kmt/internal/message"
 )
 
@@ -38,10 +38,7 @@ func TestConsumeCommandBadFlags(t *testing.T) {
 		{[]string{"--bootstrap-servers", "h:1", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"--bootstrap-servers", "h:1", "extra"}, "unexpected argument"},
 	} {
-		err, _ := runKmt(ctx, t, append([]string{"consume"}, tc.args...)...)
-		if code := exit.Code(err); code != exit.Usage || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("kmt consume %v: exit %d, error %v; want exit 2 naming %q", tc.args, code, err, tc.want)
-		}
+		expectUsage(ctx, t, tc.want, append([]string{"consume"}, tc.args...)...)
 	}
 }
 
@@ -49,11 +46,7 @@ func TestConsumeCommandBadFlags(t *testing.T) {
 // ("src." prefix) with one dropped message and a foreign record, for a
 // fixed duration, and checks the summary and the JSON report.
 func TestConsumeCommandRun(t *testing.T) {
-	cl, err := embedded.Start(embedded.Brokers(1), embedded.Name("destination"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	cl := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name("destination"))
 	conn := kafkaconf.Conn{Brokers: cl.Addrs(), ConnectTimeout: 10 * time.Second}
 	cfg, err := conn.Sarama()
 	if err != nil {

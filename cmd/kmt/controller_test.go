@@ -35,24 +35,12 @@ func TestControllerInvalidScenarioExits2(t *testing.T) {
 	} {
 		p := writeScenario(t, c.body)
 		for _, sub := range [][]string{{"controller", "run", "--scenario", p}, {"controller", "validate", "--scenario", p}} {
-			err, _ := runKmt(ctx, t, sub...)
-			if exit.Code(err) != exit.Usage || err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("%v: exit %d err %v, want 2 naming %q", sub[:2], exit.Code(err), err, c.want)
-			}
+			expectUsage(ctx, t, c.want, sub...)
 		}
 	}
-	err, _ := runKmt(ctx, t, "controller", "run", "--scenario", writeScenario(t, "steps: []\n"), "--time-scale", "-1")
-	if exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "--time-scale") {
-		t.Errorf("bad time scale: %v", err)
-	}
-	err, _ = runKmt(ctx, t, "local", "--rate", "-5")
-	if exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "--rate") {
-		t.Errorf("local --rate -5: %v", err)
-	}
-	err, _ = runKmt(ctx, t, "local", "--no-such-flag")
-	if exit.Code(err) != exit.Usage || !strings.Contains(err.Error(), "no-such-flag") {
-		t.Errorf("unknown flag: %v", err)
-	}
+	expectUsage(ctx, t, "--time-scale", "controller", "run", "--scenario", writeScenario(t, "steps: []\n"), "--time-scale", "-1")
+	expectUsage(ctx, t, "--rate", "local", "--rate", "-5")
+	expectUsage(ctx, t, "no-such-flag", "local", "--no-such-flag")
 }
 
 // TestControllerRunLocal runs a short scenario with one fault through the

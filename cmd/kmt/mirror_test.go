@@ -12,8 +12,8 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kmtproject/kmt/internal/embedded"
-	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/kafkatest"
 	"github.com/kmtproject/kmt/internal/message"
 )
 
@@ -43,10 +43,7 @@ func TestMirrorCommandBadFlags(t *testing.T) {
 		{append(ok, "--metrics-addr", "256.0.0.1:x"), "--metrics-addr"},
 		{append(ok, "extra"), "unexpected argument"},
 	} {
-		err, _ := runKmt(ctx, t, append([]string{"mirror"}, tc.args...)...)
-		if code := exit.Code(err); code != exit.Usage || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("kmt mirror %v: exit %d, error %v; want exit 2 naming %q", tc.args, code, err, tc.want)
-		}
+		expectUsage(ctx, t, tc.want, append([]string{"mirror"}, tc.args...)...)
 	}
 }
 
@@ -54,16 +51,8 @@ func TestMirrorCommandBadFlags(t *testing.T) {
 // two embedded clusters, scrapes the metrics while it runs, stops it with
 // the context (as SIGINT does) and checks the destination's contents.
 func TestMirrorCommand(t *testing.T) {
-	src, err := embedded.Start(embedded.Brokers(1), embedded.Name("source"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(src.Close)
-	dst, err := embedded.Start(embedded.Brokers(1), embedded.Name("destination"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dst.Close)
+	src := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name("source"))
+	dst := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name("destination"))
 
 	// 100 records on each of two matching topics, 10 on one that is not.
 	cfg, err := kafkaconf.Conn{Brokers: src.Addrs()}.Sarama()

@@ -15,6 +15,7 @@ import (
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
+	"github.com/kmtproject/kmt/internal/kafkatest"
 )
 
 // runKmt runs the kmt app with args and returns its error and stdout.
@@ -26,6 +27,16 @@ func runKmt(ctx context.Context, t *testing.T, args ...string) (error, string) {
 	app.ErrWriter = io.Discard
 	err := app.RunContext(ctx, append([]string{"kmt"}, args...))
 	return err, out.String()
+}
+
+// expectUsage runs kmt with args and fails the test unless it ends with
+// exit code 2 and an error saying want.
+func expectUsage(ctx context.Context, t *testing.T, want string, args ...string) {
+	t.Helper()
+	err, _ := runKmt(ctx, t, args...)
+	if code := exit.Code(err); code != exit.Usage || err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("kmt %v: exit %d, error %v; want exit 2 saying %q", args, code, err, want)
+	}
 }
 
 func TestProduceCommandBadFlags(t *testing.T) {
@@ -53,10 +64,7 @@ func TestProduceCommandBadFlags(t *testing.T) {
 		{[]string{"--bootstrap-servers", "h:1", "--metrics-addr", "256.0.0.1:x"}, "--metrics-addr"},
 		{[]string{"--bootstrap-servers", "h:1", "extra"}, "unexpected argument"},
 	} {
-		err, _ := runKmt(ctx, t, append([]string{"produce"}, tc.args...)...)
-		if code := exit.Code(err); code != exit.Usage || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("kmt produce %v: exit %d, error %v; want exit 2 naming %q", tc.args, code, err, tc.want)
-		}
+		expectUsage(ctx, t, tc.want, append([]string{"produce"}, tc.args...)...)
 	}
 }
 
@@ -64,11 +72,7 @@ func TestProduceCommandBadFlags(t *testing.T) {
 // creation and a metrics endpoint, scrapes the endpoint while it runs, and
 // checks the summary against the topic's contents.
 func TestProduceCommand(t *testing.T) {
-	c, err := embedded.Start(embedded.Brokers(1), embedded.Name("source"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name("source"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -29,11 +29,7 @@ func securedCluster(t *testing.T, pki *kafkatest.PKI) *embedded.Cluster {
 	for _, m := range kafkaconf.Mechanisms() {
 		opts = append(opts, embedded.SASLUser(m, "kmt", testPassword))
 	}
-	c, err := embedded.Start(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.Embedded(t, opts...)
 	return c
 }
 
@@ -230,10 +226,7 @@ func TestConnFlagsBadValues(t *testing.T) {
 		{[]string{"--destination-tls-key-file", pw}, "--destination-tls-cert-file and --destination-tls-key-file go together"},
 		{[]string{"--destination-sasl-mechanism", "PLAIN", "--destination-sasl-username", "u"}, "KMT_DESTINATION_SASL_PASSWORD"},
 	} {
-		err, _ := runKmt(ctx, t, append(mirror, tc.args...)...)
-		if code := exit.Code(err); code != exit.Usage || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("kmt mirror %v: exit %d, error %v; want exit 2 saying %q", tc.args, code, err, tc.want)
-		}
+		expectUsage(ctx, t, tc.want, append(mirror, tc.args...)...)
 	}
 }
 
@@ -247,18 +240,10 @@ func TestSecuredMirror(t *testing.T) {
 	srcPKI, dstPKI := kafkatest.NewPKI(t, "source-ca"), kafkatest.NewPKI(t, "destination-ca")
 	cert, key := srcPKI.Issue(t, "kmt-mirror")
 	const srcPass, dstPass = "source-Pa55", "destination-Pa55"
-	src, err := embedded.Start(embedded.Brokers(1), embedded.Name("source"), embedded.TLS(srcPKI.ServerTLS(t, true)),
+	src := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name("source"), embedded.TLS(srcPKI.ServerTLS(t, true)),
 		embedded.SASLUser(kafkaconf.ScramSHA256, "mirror", srcPass), embedded.SASLUser(kafkaconf.ScramSHA256, "producer", srcPass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(src.Close)
-	dst, err := embedded.Start(embedded.Brokers(1), embedded.Name("destination"), embedded.TLS(dstPKI.ServerTLS(t, false)),
+	dst := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name("destination"), embedded.TLS(dstPKI.ServerTLS(t, false)),
 		embedded.SASLUser(kafkaconf.ScramSHA512, "mirror", dstPass))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dst.Close)
 	srcTLS, err := kafkaconf.TLSFiles{CAFile: srcPKI.CAFile, CertFile: cert, KeyFile: key}.Config()
 	if err != nil {
 		t.Fatal(err)

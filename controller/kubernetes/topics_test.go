@@ -171,12 +171,8 @@ func TestAddPartitionsSecured(t *testing.T) {
 		t.Fatal(err)
 	}
 	secured := func(name string) (*embedded.Cluster, kafkaconf.Conn) {
-		c, err := embedded.Start(embedded.Brokers(1), embedded.Name(name), embedded.TLS(pki.ServerTLS(t, true)),
+		c := kafkatest.Embedded(t, embedded.Brokers(1), embedded.Name(name), embedded.TLS(pki.ServerTLS(t, true)),
 			embedded.SASLUser(kafkaconf.ScramSHA256, "kmt", "s3cret-"+name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
 		return c, kafkaconf.Conn{Brokers: c.Addrs(), ConnectTimeout: 10 * time.Second, TLS: tlsCfg,
 			SASL: kafkaconf.SASL{Mechanism: kafkaconf.ScramSHA256, User: "kmt", Password: "s3cret-" + name}}
 	}
