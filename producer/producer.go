@@ -82,11 +82,11 @@ type Producer struct {
 	behind   atomic.Uint64 // sum over topics, refreshed by the monitor
 	flushing atomic.Bool   // set once stopping: resolve then signals idle
 
-	// free carries batches of resolved records from the ack goroutine back
-	// to the pacer, which reuses them: one channel operation per batch
-	// rather than a pool operation per message.
-	free  chan []*record
-	spare []*record // pacer goroutine only: records ready for reuse
+	// free holds blocks of records handed back by the ack goroutine once
+	// every record in them is resolved, for the pacer to reuse: one lock
+	// per block rather than a pool operation per message.
+	free blockStack
+	cur  *block // pacer goroutine only: the block records are taken from
 
 	scratch []byte // fill only (pacer goroutine, then stop): an in-body prefix
 
@@ -98,7 +98,6 @@ type Producer struct {
 	errsSinceLog uint64
 	lastErrLog   time.Time
 	lats         []time.Duration // latencies of one batch
-	gathered     []*record       // resolved records not yet handed back
 }
 
 // topicState is one topic's plan and accounting.
@@ -124,23 +123,115 @@ type streamState struct {
 }
 
 // record is one message in flight: the sarama message plus what the ack
-// handler needs, in one allocation. Records and their in-body value buffers
-// are reused (BenchmarkProduce's cpu-ns/msg: fresh 1000-byte values cost
-// about 0.6µs more per message in GC and page faults): the ack goroutine
-// hands resolved records back to the pacer in batches (Producer.free).
-// Every field is rewritten before reuse.
+// handler needs. Data records are allocated and reused in blocks (see
+// block); every field is rewritten before reuse.
 type record struct {
 	msg    sarama.ProducerMessage
 	topic  *topicState
 	key    uint32
+	end    bool
 	seq    uint64        // per-key sequence; for an end marker, the count sent
 	due    time.Duration // scheduled send time since start
-	end    bool
-	value  []byte       // in-body value, reused
-	prefix int          // length of value's metadata prefix; 0 when value is not a data body
-	valEnc bytesEncoder // encodes value
 	hdrs   [4]sarama.RecordHeader
 	hbuf   [40]byte // digits of the sequence and timestamp headers
+	blk    *block   // the block the record belongs to; nil for end markers
+	value  []byte   // in-body value: a slot of its block's value buffer, reused
+	prefix int      // length of value's metadata prefix; 0 when value is not a data body
+	valEnc bytesEncoder
+}
+
+// blockSize is the number of records in a block.
+const blockSize = 64
+
+// Bounds on the resolved blocks kept for reuse; the garbage collector takes
+// any more. Acknowledgements come in bursts of whole produce responses, so
+// the number of records in flight swings by thousands: with room for only 8
+// or 32 blocks, BenchmarkProduce's producer dropped and allocated a block
+// every 100 or 400 messages; with 128, about a hundred in a million.
+const (
+	maxFreeBlocks    = 128      // 8192 records
+	maxFreeBodyBytes = 32 << 20 // in-body: at most this much idle value memory
+)
+
+// freeBlocks returns how many resolved blocks to keep for reuse: at most
+// maxFreeBlocks, and in-body at most maxFreeBodyBytes of values, but 2 at
+// least.
+func freeBlocks(body bool, size int) int {
+	n := maxFreeBlocks
+	if body {
+		n = min(n, maxFreeBodyBytes/(blockSize*max(size, 1)))
+	}
+	return max(n, 2)
+}
+
+// block is blockSize records, and in-body their values, in contiguous
+// memory. The pacer hands out a block's records in order and takes the
+// next block only when all are handed out; the ack goroutine returns a
+// block to Producer.free once every one of its records is resolved. Writing
+// a message then walks memory sequentially, which the CPU prefetches:
+// records reused one by one from a pool were scattered and cold (their
+// last writer was sarama on the other core), and the pacer's first write to
+// each cost about 0.2µs, a tenth of a message's whole cost. See
+// BenchmarkProduce and docs/performance.md. A record held back (sarama
+// retrying it) keeps its whole block from reuse; the pacer allocates new
+// blocks meanwhile, so memory follows what is in flight, in steps of a
+// block.
+type block struct {
+	recs     [blockSize]record
+	next     int // pacer only: index of the next record to hand out
+	resolved int // ack goroutine only: records resolved since handed out
+}
+
+// newBlock returns a block whose records belong to it and, in-body, own
+// consecutive size-byte slots of one buffer.
+func newBlock(body bool, size int) *block {
+	b := new(block)
+	var values []byte
+	if body {
+		values = make([]byte, blockSize*size)
+	}
+	for i := range b.recs {
+		r := &b.recs[i]
+		r.blk = b
+		if body {
+			r.value = values[i*size : i*size : (i+1)*size]
+		}
+	}
+	return b
+}
+
+// blockStack is a bounded stack of resolved blocks. The pacer takes the
+// block resolved last, the likeliest to be in a CPU cache still; when limit
+// blocks wait already, the oldest is dropped.
+type blockStack struct {
+	limit  int // set before use
+	mu     sync.Mutex
+	blocks []*block // oldest first
+}
+
+// push adds a block, dropping the oldest one when the stack is full.
+func (s *blockStack) push(b *block) {
+	s.mu.Lock()
+	if len(s.blocks) >= s.limit {
+		copy(s.blocks, s.blocks[1:])
+		s.blocks = s.blocks[:len(s.blocks)-1]
+	}
+	s.blocks = append(s.blocks, b)
+	s.mu.Unlock()
+}
+
+// pop removes and returns the block pushed last, or nil.
+func (s *blockStack) pop() *block {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.blocks)
+	if n == 0 {
+		return nil
+	}
+	b := s.blocks[n-1]
+	s.blocks[n-1] = nil
+	s.blocks = s.blocks[:n-1]
+	return b
 }
 
 // Header names as byte slices, shared by every message (sarama only reads
@@ -197,7 +288,7 @@ func New(conn kafkaconf.Conn, cfg Config, m *Metrics) (*Producer, error) {
 		p.filler[i] = 'a' + byte(i%26)
 	}
 	p.fillerEnc = &bytesEncoder{b: p.filler}
-	p.free = make(chan []*record, freeBatches)
+	p.free.limit = freeBlocks(cfg.Encoding == message.Body, cfg.MessageSize)
 	p.idBytes, p.runBytes = []byte(p.cfg.ID), []byte(p.runID)
 	return p, nil
 }
@@ -457,47 +548,33 @@ func (p *Producer) emit(ctx context.Context, in chan<- *sarama.ProducerMessage, 
 	return true
 }
 
-// Recycling of records: the ack goroutine hands resolved records back in
-// batches of at least recycleBatch, and at most freeBatches such batches
-// wait for the pacer; the garbage collector takes any more.
-const (
-	recycleBatch = 512
-	freeBatches  = 8
-)
-
-// newRecord returns a record for the pacer to fill: a resolved one when the
-// ack goroutine has handed some back, otherwise a new one.
+// newRecord returns a data record for the pacer to fill: the next one of
+// the current block, of a resolved block, or of a new block.
 func (p *Producer) newRecord() *record {
-	if len(p.spare) == 0 {
-		select {
-		case p.spare = <-p.free:
-		default:
-			return new(record)
+	b := p.cur
+	if b == nil || b.next == blockSize {
+		if b = p.free.pop(); b == nil {
+			b = newBlock(p.cfg.Encoding == message.Body, p.cfg.MessageSize)
 		}
+		b.next, b.resolved = 0, 0
+		p.cur = b
 	}
-	n := len(p.spare) - 1
-	r := p.spare[n]
-	p.spare[n] = nil
-	p.spare = p.spare[:n]
+	r := &b.recs[b.next]
+	b.next++
 	return r
 }
 
-// recycle gathers the records of a resolved batch and hands them back to
-// the pacer once recycleBatch have gathered. sarama no longer refers to a
-// message it returned. Called from the ack goroutine only.
+// recycle counts the resolved records of a batch against their blocks and
+// hands every block whose records are all resolved back to the pacer.
+// sarama no longer refers to a message it returned. Called from the ack
+// goroutine only.
 func (p *Producer) recycle(batch []outcome) {
 	for _, o := range batch {
-		p.gathered = append(p.gathered, o.r)
-	}
-	if len(p.gathered) < recycleBatch {
-		return
-	}
-	select {
-	case p.free <- p.gathered:
-		p.gathered = make([]*record, 0, recycleBatch+collectBatch)
-	default: // the pacer has plenty: let these go
-		clear(p.gathered)
-		p.gathered = p.gathered[:0]
+		if b := o.r.blk; b != nil {
+			if b.resolved++; b.resolved == blockSize {
+				p.free.push(b)
+			}
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
@@ -852,7 +853,8 @@ func TestFillReusedBodyEqualsFreshBody(t *testing.T) {
 	}
 	p.start = time.Now()
 	tp := &topicState{name: "t", partitions: 1, keys: 1, keyEnc: []*bytesEncoder{{b: []byte("0")}}}
-	r := new(record)
+	blk := newBlock(true, size)
+	r := &blk.recs[1] // its value is a slot between two others in one buffer
 	for _, seq := range []uint64{8, 9, 10, 11, 11, 99, 100, 7, 1 << 40, 3} {
 		r.topic, r.seq, r.end = tp, seq, seq == 11 && r.seq == 11 // the second 11 is an end marker
 		p.fill(r, time.Now(), size)
@@ -868,5 +870,76 @@ func TestFillReusedBodyEqualsFreshBody(t *testing.T) {
 		if !r.end && len(got) != size {
 			t.Fatalf("seq %d: %d bytes, want %d", seq, len(got), size)
 		}
+		for _, n := range []int{0, 2} {
+			if v := blk.recs[n].value[:size]; string(v) != string(make([]byte, size)) {
+				t.Fatalf("seq %d: the neighbouring slot %d was written: %q", seq, n, v)
+			}
+		}
+	}
+}
+
+// TestBlocksAreReusedWholeAndLastResolvedFirst checks the record blocks: a
+// block comes back to the pacer only once every record in it is resolved,
+// the block resolved last is reused first, in-body values are disjoint
+// slots of one buffer, and at most the stack's limit of blocks wait.
+func TestBlocksAreReusedWholeAndLastResolvedFirst(t *testing.T) {
+	const size = 100
+	p, err := New(kafkaconf.Conn{Brokers: []string{"127.0.0.1:9"}}, Config{ID: "p1", Topics: []string{"t"}, MessageSize: size, Encoding: message.Body}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.free.limit = 2
+	take := func() (*block, []outcome) {
+		t.Helper()
+		var out []outcome
+		for range blockSize {
+			out = append(out, outcome{r: p.newRecord()})
+		}
+		b := out[0].r.blk
+		for i, o := range out {
+			if o.r != &b.recs[i] {
+				t.Fatalf("record %d of a block is not the block's record %d", i, i)
+			}
+		}
+		return b, out
+	}
+	a, ra := take()
+	b, rb := take()
+	c, rc := take()
+	if a == b || b == c || a == c {
+		t.Fatal("three blocks' worth of records came from fewer than three blocks")
+	}
+	for i := range blockSize {
+		v := a.recs[i].value
+		if cap(v) != size {
+			t.Fatalf("slot %d has capacity %d, want %d", i, cap(v), size)
+		}
+		if i > 0 && unsafe.Pointer(&v[:1][0]) != unsafe.Add(unsafe.Pointer(&a.recs[i-1].value[:1][0]), size) {
+			t.Fatalf("slot %d does not follow slot %d in one buffer", i, i-1)
+		}
+	}
+	// All of b and c resolved, a but its last record, in the order a, c, b.
+	p.recycle(ra[:blockSize-1])
+	p.recycle(rc)
+	p.recycle(rb)
+	if got := len(p.free.blocks); got != 2 {
+		t.Fatalf("%d blocks wait, want 2 (b and c; a has a record in flight)", got)
+	}
+	if d, _ := take(); d != b {
+		t.Fatal("the next records did not come from the block resolved last")
+	}
+	if d, _ := take(); d != c {
+		t.Fatal("the records after those did not come from the block resolved before")
+	}
+	if d, _ := take(); d == a || d == b || d == c {
+		t.Fatal("a block was reused while one of its records was in flight or still in use")
+	}
+	// The limit: a third resolved block drops the oldest waiting one.
+	p.recycle(ra[blockSize-1:])
+	for _, blk := range []*block{b, c} {
+		p.free.push(blk)
+	}
+	if got := len(p.free.blocks); got != 2 || p.free.blocks[0] != b || p.free.blocks[1] != c {
+		t.Fatalf("after three pushes with room for two the stack holds %d blocks, want b and c", got)
 	}
 }
