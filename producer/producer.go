@@ -593,7 +593,7 @@ func (p *Producer) fill(r *record, now time.Time, size int) {
 	switch {
 	case p.cfg.Encoding == message.Headers:
 		// The same headers message.NewHeaders builds, stored in the
-		// pooled record instead of allocated for every message.
+		// reused record instead of allocated for every message.
 		b := strconv.AppendUint(r.hbuf[:0], r.seq, 10)
 		sl := len(b)
 		b = strconv.AppendInt(b, ts, 10)
