@@ -85,8 +85,9 @@ type Producer struct {
 	// free holds blocks of records handed back by the ack goroutine once
 	// every record in them is resolved, for the pacer to reuse: one lock
 	// per block rather than a pool operation per message.
-	free blockStack
-	cur  *block // pacer goroutine only: the block records are taken from
+	free     blockStack
+	cur      *block // pacer goroutine only: the block records are taken from
+	blockLen int    // records in a block
 
 	scratch []byte // fill only (pacer goroutine, then stop): an in-body prefix
 
@@ -140,31 +141,45 @@ type record struct {
 	valEnc bytesEncoder
 }
 
-// blockSize is the number of records in a block.
-const blockSize = 64
+// Block sizes: a block holds maxBlockRecords records, in-body fewer when
+// their values would take more than maxBlockValueBytes (one record a block
+// from 1 MiB values on), so that a producer of large messages does not
+// cycle through 64 of them however slowly it sends.
+const (
+	maxBlockRecords    = 64
+	maxBlockValueBytes = 1 << 20
+)
+
+// blockLen returns the number of records in a block.
+func blockLen(body bool, size int) int {
+	if !body {
+		return maxBlockRecords
+	}
+	return min(maxBlockRecords, max(1, maxBlockValueBytes/max(size, 1)))
+}
 
 // Bounds on the resolved blocks kept for reuse; the garbage collector takes
 // any more. Acknowledgements come in bursts of whole produce responses, so
 // the number of records in flight swings by thousands: with room for only 8
-// or 32 blocks, BenchmarkProduce's producer dropped and allocated a block
-// every 100 or 400 messages; with 128, about a hundred in a million.
+// or 32 blocks of 64, BenchmarkProduce's producer dropped and allocated a
+// block every 100 or 400 messages; with 128, about a hundred in a million.
 const (
-	maxFreeBlocks    = 128      // 8192 records
+	maxFreeRecords   = 8192     // 128 blocks of 64
 	maxFreeBodyBytes = 32 << 20 // in-body: at most this much idle value memory
 )
 
-// freeBlocks returns how many resolved blocks to keep for reuse: at most
-// maxFreeBlocks, and in-body at most maxFreeBodyBytes of values, but 2 at
-// least.
-func freeBlocks(body bool, size int) int {
-	n := maxFreeBlocks
+// freeBlocks returns how many resolved blocks of n records to keep for
+// reuse: at most maxFreeRecords records, and in-body at most
+// maxFreeBodyBytes of values, but 2 blocks at least.
+func freeBlocks(body bool, size, n int) int {
+	limit := maxFreeRecords / n
 	if body {
-		n = min(n, maxFreeBodyBytes/(blockSize*max(size, 1)))
+		limit = min(limit, maxFreeBodyBytes/(n*max(size, 1)))
 	}
-	return max(n, 2)
+	return max(limit, 2)
 }
 
-// block is blockSize records, and in-body their values, in contiguous
+// block is a run of records, and in-body their values, in contiguous
 // memory. The pacer hands out a block's records in order and takes the
 // next block only when all are handed out; the ack goroutine returns a
 // block to Producer.free once every one of its records is resolved. Writing
@@ -177,18 +192,18 @@ func freeBlocks(body bool, size int) int {
 // blocks meanwhile, so memory follows what is in flight, in steps of a
 // block.
 type block struct {
-	recs     [blockSize]record
+	recs     []record
 	next     int // pacer only: index of the next record to hand out
 	resolved int // ack goroutine only: records resolved since handed out
 }
 
-// newBlock returns a block whose records belong to it and, in-body, own
-// consecutive size-byte slots of one buffer.
-func newBlock(body bool, size int) *block {
-	b := new(block)
+// newBlock returns a block of n records that belong to it and, in-body,
+// own consecutive size-byte slots of one buffer.
+func newBlock(n int, body bool, size int) *block {
+	b := &block{recs: make([]record, n)}
 	var values []byte
 	if body {
-		values = make([]byte, blockSize*size)
+		values = make([]byte, n*size)
 	}
 	for i := range b.recs {
 		r := &b.recs[i]
@@ -288,7 +303,9 @@ func New(conn kafkaconf.Conn, cfg Config, m *Metrics) (*Producer, error) {
 		p.filler[i] = 'a' + byte(i%26)
 	}
 	p.fillerEnc = &bytesEncoder{b: p.filler}
-	p.free.limit = freeBlocks(cfg.Encoding == message.Body, cfg.MessageSize)
+	body := cfg.Encoding == message.Body
+	p.blockLen = blockLen(body, cfg.MessageSize)
+	p.free.limit = freeBlocks(body, cfg.MessageSize, p.blockLen)
 	p.idBytes, p.runBytes = []byte(p.cfg.ID), []byte(p.runID)
 	return p, nil
 }
@@ -552,9 +569,9 @@ func (p *Producer) emit(ctx context.Context, in chan<- *sarama.ProducerMessage, 
 // the current block, of a resolved block, or of a new block.
 func (p *Producer) newRecord() *record {
 	b := p.cur
-	if b == nil || b.next == blockSize {
+	if b == nil || b.next == len(b.recs) {
 		if b = p.free.pop(); b == nil {
-			b = newBlock(p.cfg.Encoding == message.Body, p.cfg.MessageSize)
+			b = newBlock(p.blockLen, p.cfg.Encoding == message.Body, p.cfg.MessageSize)
 		}
 		b.next, b.resolved = 0, 0
 		p.cur = b
@@ -571,7 +588,7 @@ func (p *Producer) newRecord() *record {
 func (p *Producer) recycle(batch []outcome) {
 	for _, o := range batch {
 		if b := o.r.blk; b != nil {
-			if b.resolved++; b.resolved == blockSize {
+			if b.resolved++; b.resolved == len(b.recs) {
 				p.free.push(b)
 			}
 		}

@@ -853,7 +853,7 @@ func TestFillReusedBodyEqualsFreshBody(t *testing.T) {
 	}
 	p.start = time.Now()
 	tp := &topicState{name: "t", partitions: 1, keys: 1, keyEnc: []*bytesEncoder{{b: []byte("0")}}}
-	blk := newBlock(true, size)
+	blk := newBlock(3, true, size)
 	r := &blk.recs[1] // its value is a slot between two others in one buffer
 	for _, seq := range []uint64{8, 9, 10, 11, 11, 99, 100, 7, 1 << 40, 3} {
 		r.topic, r.seq, r.end = tp, seq, seq == 11 && r.seq == 11 // the second 11 is an end marker
@@ -878,6 +878,31 @@ func TestFillReusedBodyEqualsFreshBody(t *testing.T) {
 	}
 }
 
+// TestBlockBounds checks the block sizes and the idle limit: 64 records a
+// block, in-body fewer so a block's values stay within 1 MiB, and at most
+// 8192 idle records and 32 MiB of idle values, 2 blocks at least.
+func TestBlockBounds(t *testing.T) {
+	for _, c := range []struct {
+		body        bool
+		size        int
+		n, freeMost int
+	}{
+		{false, 1000, 64, 128},
+		{false, 4 << 20, 64, 128},
+		{true, 1000, 64, 128},
+		{true, 100_000, 10, 33},
+		{true, 1 << 20, 1, 32},
+		{true, 8 << 20, 1, 4},
+		{true, 64 << 20, 1, 2},
+		{true, 1, 64, 128},
+	} {
+		n := blockLen(c.body, c.size)
+		if free := freeBlocks(c.body, c.size, n); n != c.n || free != c.freeMost {
+			t.Errorf("body %v, %d-byte values: blocks of %d, %d kept; want %d and %d", c.body, c.size, n, free, c.n, c.freeMost)
+		}
+	}
+}
+
 // TestBlocksAreReusedWholeAndLastResolvedFirst checks the record blocks: a
 // block comes back to the pacer only once every record in it is resolved,
 // the block resolved last is reused first, in-body values are disjoint
@@ -889,6 +914,10 @@ func TestBlocksAreReusedWholeAndLastResolvedFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.free.limit = 2
+	blockSize := p.blockLen
+	if blockSize != maxBlockRecords {
+		t.Fatalf("blocks of %d records for %d-byte values, want %d", blockSize, size, maxBlockRecords)
+	}
 	take := func() (*block, []outcome) {
 		t.Helper()
 		var out []outcome
