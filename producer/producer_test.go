@@ -963,12 +963,21 @@ func TestBlocksAreReusedWholeAndLastResolvedFirst(t *testing.T) {
 	if d, _ := take(); d == a || d == b || d == c {
 		t.Fatal("a block was reused while one of its records was in flight or still in use")
 	}
-	// The limit: a third resolved block drops the oldest waiting one.
+	// a comes back once its last record is resolved.
 	p.recycle(ra[blockSize-1:])
-	for _, blk := range []*block{b, c} {
-		p.free.push(blk)
+	if got := len(p.free.blocks); got != 1 || p.free.blocks[0] != a {
+		t.Fatalf("after a's last record resolved %d blocks wait, want a alone", got)
 	}
-	if got := len(p.free.blocks); got != 2 || p.free.blocks[0] != b || p.free.blocks[1] != c {
-		t.Fatalf("after three pushes with room for two the stack holds %d blocks, want b and c", got)
+	// The limit: a third resolved block drops the oldest waiting one.
+	s := blockStack{limit: 2}
+	x, y, z := newBlock(1, false, 0), newBlock(1, false, 0), newBlock(1, false, 0)
+	for _, blk := range []*block{x, y, z} {
+		s.push(blk)
+	}
+	if got := len(s.blocks); got != 2 || s.blocks[0] != y || s.blocks[1] != z {
+		t.Fatalf("after three pushes with room for two the stack holds %d blocks, want the last two", got)
+	}
+	if s.pop() != z || s.pop() != y || s.pop() != nil {
+		t.Fatal("pop did not return the blocks last pushed first, then nil")
 	}
 }
