@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kmtproject/kmt/internal/kafkatest"
+)
+
+// TestLocalCommand runs `kmt local`, the command `make run` runs, as a
+// separate process: it prints both clusters' broker addresses, which answer
+// while it runs (the source holds the producers' topics, the destination
+// the mirror's copies), then the summary table and a PASS verdict, exits 0
+// and writes the summary JSON with every field other tooling reads. The
+// producer is paced, so the number produced is known in advance: rate ×
+// duration × topics.
+func TestLocalCommand(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const rate, seconds, topics = 250, 5, 2
+	summary := filepath.Join(t.TempDir(), "summary.json")
+	cmd := exec.CommandContext(ctx, os.Args[0], "local", "--duration", "5s", "--rate", "250", "--topics", "2",
+		"--loss-grace", "2s", "--summary-json", summary, "--metrics-addr", "")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string][]string{}
+	lines := bufio.NewScanner(stderr)
+	for len(addrs) < 2 && lines.Scan() {
+		for _, side := range []string{"source", "destination"} {
+			if v, ok := strings.CutPrefix(lines.Text(), side+" brokers:"); ok {
+				addrs[side] = strings.Split(strings.TrimSpace(v), ",")
+			}
+		}
+	}
+	var rest bytes.Buffer
+	drained := make(chan struct{})
+	go func() { // keep reading so kmt never blocks on a full pipe
+		defer close(drained)
+		for lines.Scan() {
+			rest.WriteString(lines.Text() + "\n")
+		}
+	}()
+	if len(addrs["source"]) != 3 || len(addrs["destination"]) != 3 {
+		t.Fatalf("broker addresses printed: %v", addrs)
+	}
+	for _, topic := range []string{"kmt-0", "kmt-1"} {
+		for _, side := range []string{"source", "destination"} {
+			for kafkatest.Records(t, addrs[side], topic) == 0 {
+				if ctx.Err() != nil {
+					t.Fatalf("%s topic %s stayed empty at %v", side, topic, addrs[side])
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+	err = cmd.Wait()
+	<-drained
+	if err != nil {
+		t.Fatalf("kmt local: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), rest.String())
+	}
+	for _, want := range []string{"received (unique)", "latency p99 / p99.9", "verdict: PASS"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	b, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Verdict       string             `json:"verdict"`
+		Produced      int64              `json:"produced"`
+		Acked         int64              `json:"acked"`
+		ProduceErrors int64              `json:"produce_errors"`
+		Received      int64              `json:"received"`
+		Lost          int64              `json:"lost"`
+		Duplicated    int64              `json:"duplicated"`
+		Reordered     int64              `json:"reordered"`
+		Late          int64              `json:"late"`
+		Foreign       int64              `json:"foreign"`
+		Latency       map[string]float64 `json:"latency_ms"`
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"verdict", "duration_s", "produced", "acked", "produce_errors", "received", "lost", "duplicated", "reordered", "late", "foreign", "latency_ms", "throughput_msgs_per_s"} {
+		if _, ok := fields[k]; !ok {
+			t.Errorf("summary.json lacks %q", k)
+		}
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	const want = rate * seconds * topics
+	if sum.Verdict != "PASS" || sum.Produced != want || sum.Acked != want || sum.Received != want || sum.ProduceErrors != 0 ||
+		sum.Lost != 0 || sum.Duplicated != 0 || sum.Reordered != 0 || sum.Late != 0 || sum.Foreign != 0 {
+		t.Errorf("summary %+v; want PASS with %d produced, acked and received, no errors", sum, want)
+	}
+	for _, p := range []string{"p50", "p90", "p99", "p999", "max"} {
+		if _, ok := sum.Latency[p]; !ok {
+			t.Errorf("latency_ms lacks %q: %v", p, sum.Latency)
+		}
+	}
+	if sum.Latency["p50"] > sum.Latency["p99"] || sum.Latency["p99"] > sum.Latency["max"] {
+		t.Errorf("latency percentiles out of order: %v", sum.Latency)
+	}
+}
