@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -102,7 +101,7 @@ func usageError(c *cli.Context, err error, _ bool) error {
 // addEnvVars makes every flag settable as KMT_<NAME> (dashes as underscores).
 func addEnvVars(flags []cli.Flag) {
 	for _, f := range flags {
-		env := "KMT_" + strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_"))
+		env := envName(f.Names()[0])
 		if ev, ok := f.(interface{ GetEnvVars() []string }); ok && slices.Contains(ev.GetEnvVars(), env) {
 			continue
 		}
