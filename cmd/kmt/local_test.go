@@ -19,9 +19,12 @@ import (
 // separate process: it prints both clusters' broker addresses, which answer
 // while it runs (the source holds the producers' topics, the destination
 // the mirror's copies), then the summary table and a PASS verdict, exits 0
-// and writes the summary JSON with every field other tooling reads. The
-// producer is paced, so the number produced is known in advance: rate ×
-// duration × topics.
+// and writes the summary JSON with every field other tooling reads. Every
+// message produced is acknowledged and received exactly once. The producers
+// run until the controller ends the step, so the number produced is
+// rate × duration × topics give or take the last few slots (the stop comes
+// a few milliseconds after the 5 s; CI once saw 2502 for 2500): the test
+// allows a quarter of a second's worth either way.
 func TestLocalCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -108,10 +111,13 @@ func TestLocalCommand(t *testing.T) {
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}
-	const want = rate * seconds * topics
-	if sum.Verdict != "PASS" || sum.Produced != want || sum.Acked != want || sum.Received != want || sum.ProduceErrors != 0 ||
+	const want, slack = rate * seconds * topics, rate * topics / 4
+	if sum.Produced < want-slack || sum.Produced > want+slack {
+		t.Errorf("produced %d; want %d ± %d (rate × duration × topics)", sum.Produced, want, slack)
+	}
+	if sum.Verdict != "PASS" || sum.Acked != sum.Produced || sum.Received != sum.Produced || sum.ProduceErrors != 0 ||
 		sum.Lost != 0 || sum.Duplicated != 0 || sum.Reordered != 0 || sum.Late != 0 || sum.Foreign != 0 {
-		t.Errorf("summary %+v; want PASS with %d produced, acked and received, no errors", sum, want)
+		t.Errorf("summary %+v; want PASS with every produced message acked and received once, no errors", sum)
 	}
 	for _, p := range []string{"p50", "p90", "p99", "p999", "max"} {
 		if _, ok := sum.Latency[p]; !ok {
