@@ -130,9 +130,9 @@ func TestForeignFlood(t *testing.T) {
 	}{
 		{"bad_key", nil, func(i int) string { return fmt.Sprintf("junk line %d from a client kmt did not write", i) }},
 		{"no_metadata", []string{"-K", ":"}, func(i int) string { return fmt.Sprintf("%d:a keyed record without kmt headers", i%3) }},
-		{"bad_sequence", []string{"-K", ":", "-H", "kmt-producer=evil", "-H", "kmt-run=r", "-H", "kmt-seq=NaN", "-H", "kmt-ts=1"},
+		{"bad_sequence", []string{"-K", ":", "-H", "kmt=evil/r;NaN;1"},
 			func(i int) string { return fmt.Sprintf("%d:forged sequence", i%3) }},
-		{"bad_time", []string{"-K", ":", "-H", "kmt-producer=evil", "-H", "kmt-run=r", "-H", "kmt-seq=1", "-H", "kmt-ts=yesterday"},
+		{"bad_time", []string{"-K", ":", "-H", "kmt=evil/r;1;yesterday"},
 			func(i int) string { return fmt.Sprintf("%d:forged timestamp", i%3) }},
 	}
 	var wg sync.WaitGroup
@@ -267,13 +267,12 @@ func TestHostileProducerIDs(t *testing.T) {
 	}
 	defer cl.Close()
 	start := time.Now()
-	ts := []byte(strconv.FormatInt(time.Now().UnixNano(), 10))
+	ts := strconv.FormatInt(time.Now().UnixNano(), 10)
 	var failed atomic.Int64
 	for i := 0; i < hostile; i++ {
 		key := i % 3
 		rec := &kgo.Record{Topic: topic, Partition: int32(key), Key: []byte(strconv.Itoa(key)), Headers: []kgo.RecordHeader{
-			{Key: "kmt-producer", Value: []byte("hostile-" + strconv.Itoa(i))}, {Key: "kmt-run", Value: []byte("r")},
-			{Key: "kmt-seq", Value: []byte("0")}, {Key: "kmt-ts", Value: ts}}}
+			{Key: "kmt", Value: []byte("hostile-" + strconv.Itoa(i) + "/r;0;" + ts)}}}
 		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			if err != nil {
 				failed.Add(1)

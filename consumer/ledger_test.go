@@ -180,9 +180,7 @@ func TestLedgerForeignRecords(t *testing.T) {
 		{Offset: 4, Key: []byte("3"), Value: message.AppendBody(nil, "p", "r", 1, 2, 50, make([]byte, 50))},        // wrong_encoding
 		{Offset: 5, Key: nil, Value: nil},                                                                          // bad_key
 	}
-	hs := message.NewHeaders("p", "r", 1, 2, false)
-	hs[2].Value = []byte("one")
-	msgs = append(msgs, &sarama.ConsumerMessage{Offset: 6, Key: []byte("1"), Headers: []*sarama.RecordHeader{&hs[0], &hs[1], &hs[2], &hs[3]}}) // bad_sequence
+	msgs = append(msgs, &sarama.ConsumerMessage{Offset: 6, Key: []byte("1"), Headers: []*sarama.RecordHeader{{Key: []byte("kmt"), Value: []byte("p/r;one;2")}}}) // bad_sequence
 	feed(p, message.Headers, now, append([]*sarama.ConsumerMessage{good}, msgs...)...)
 
 	// In-body mode: wrong field count, random, and a header-encoded record.
@@ -370,7 +368,7 @@ type steadyRecords struct {
 	size int
 	ts   int64
 	msgs []*sarama.ConsumerMessage
-	seqs [][]byte // per slot: sequence header value buffer
+	seqs [][]byte // per slot: kmt header value buffer
 	vals [][]byte // per slot: value buffer
 	kbuf [][]byte // per slot: key buffer
 }
@@ -383,7 +381,7 @@ func newSteady(slots, keys int, enc message.Encoding, size int) *steadyRecords {
 		for i := range hs {
 			ptrs[i] = &hs[i]
 		}
-		s.seqs = append(s.seqs, make([]byte, 0, 24))
+		s.seqs = append(s.seqs, make([]byte, 0, message.MaxHeaderLen("producer-00", "run-0123456789")))
 		s.vals = append(s.vals, make([]byte, size, size+64))
 		s.kbuf = append(s.kbuf, make([]byte, 0, 12))
 		s.msgs = append(s.msgs, &sarama.ConsumerMessage{Topic: "t", Headers: ptrs})
@@ -406,8 +404,8 @@ func (s *steadyRecords) fill(first int) []*sarama.ConsumerMessage {
 			continue
 		}
 		m.Value = s.vals[i][:s.size]
-		s.seqs[i] = strconv.AppendUint(s.seqs[i][:0], seq, 10)
-		m.Headers[2].Value = s.seqs[i]
+		s.seqs[i] = message.AppendHeaderValue(s.seqs[i][:0], "producer-00", "run-0123456789", seq, s.ts, false)
+		m.Headers[0].Value = s.seqs[i]
 	}
 	return s.msgs
 }

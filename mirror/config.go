@@ -87,7 +87,7 @@ const (
 	ByOffset By = iota
 	// BySeq names records by kmt stream: record key index and per-key
 	// sequence number (decoded from headers, or from the value when the
-	// record has no kmt headers). End-of-stream markers never match.
+	// record has no kmt header). End-of-stream markers never match.
 	BySeq
 )
 

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,8 +56,6 @@ type Producer struct {
 	lat   *latency.Recorder
 
 	filler    []byte        // MessageSize bytes of payload
-	idBytes   []byte        // cfg.ID, shared by every message's header
-	runBytes  []byte        // runID, shared by every message's header
 	fillerEnc *bytesEncoder // header mode: the shared value of every message
 
 	started atomic.Bool
@@ -88,6 +85,7 @@ type Producer struct {
 	free     blockStack
 	cur      *block // pacer goroutine only: the block records are taken from
 	blockLen int    // records in a block
+	slot     int    // bytes of a record's slot in its block: in-body the value, else the header value
 
 	scratch []byte // fill only (pacer goroutine, then stop): an in-body prefix
 
@@ -127,17 +125,18 @@ type streamState struct {
 // handler needs. Data records are allocated and reused in blocks (see
 // block); every field is rewritten before reuse.
 type record struct {
-	msg    sarama.ProducerMessage
-	topic  *topicState
-	key    uint32
-	end    bool
-	seq    uint64        // per-key sequence; for an end marker, the count sent
-	due    time.Duration // scheduled send time since start
-	hdrs   [4]sarama.RecordHeader
-	hbuf   [40]byte // digits of the sequence and timestamp headers
-	blk    *block   // the block the record belongs to; nil for end markers
-	value  []byte   // in-body value: a slot of its block's value buffer, reused
-	prefix int      // length of value's metadata prefix; 0 when value is not a data body
+	msg   sarama.ProducerMessage
+	topic *topicState
+	key   uint32
+	end   bool
+	seq   uint64                 // per-key sequence; for an end marker, the count sent
+	due   time.Duration          // scheduled send time since start
+	hdr   [1]sarama.RecordHeader // header encoding: the message.Header header
+	blk   *block                 // the block the record belongs to; nil for end markers
+	// value is the in-body value, or with headers the message.Header
+	// value: for a data record a slot of its block's buffer, reused.
+	value  []byte
+	prefix int // length of value's metadata prefix; 0 when value is not a data body
 	valEnc bytesEncoder
 }
 
@@ -197,19 +196,16 @@ type block struct {
 	resolved int // ack goroutine only: records resolved since handed out
 }
 
-// newBlock returns a block of n records that belong to it and, in-body,
-// own consecutive size-byte slots of one buffer.
-func newBlock(n int, body bool, size int) *block {
+// newBlock returns a block of n records that belong to it and own
+// consecutive slot-byte slices of one buffer (none when slot is 0).
+func newBlock(n, slot int) *block {
 	b := &block{recs: make([]record, n)}
-	var values []byte
-	if body {
-		values = make([]byte, n*size)
-	}
+	buf := make([]byte, n*slot)
 	for i := range b.recs {
 		r := &b.recs[i]
 		r.blk = b
-		if body {
-			r.value = values[i*size : i*size : (i+1)*size]
+		if slot > 0 {
+			r.value = buf[i*slot : i*slot : (i+1)*slot]
 		}
 	}
 	return b
@@ -249,16 +245,9 @@ func (s *blockStack) pop() *block {
 	return b
 }
 
-// Header names as byte slices, shared by every message (sarama only reads
-// them).
-var (
-	hdrProducer = []byte(message.HeaderProducer)
-	hdrRun      = []byte(message.HeaderRun)
-	hdrSeq      = []byte(message.HeaderSeq)
-	hdrTime     = []byte(message.HeaderTime)
-	hdrEnd      = []byte(message.HeaderEnd)
-	hdrEndValue = []byte("1")
-)
+// hdrName is message.Header as a byte slice, shared by every message
+// (sarama only reads it).
+var hdrName = []byte(message.Header)
 
 // bytesEncoder is a sarama.Encoder over a byte slice that, used by pointer,
 // does not allocate when stored in an interface.
@@ -306,7 +295,11 @@ func New(conn kafkaconf.Conn, cfg Config, m *Metrics) (*Producer, error) {
 	body := cfg.Encoding == message.Body
 	p.blockLen = blockLen(body, cfg.MessageSize)
 	p.free.limit = freeBlocks(body, cfg.MessageSize, p.blockLen)
-	p.idBytes, p.runBytes = []byte(p.cfg.ID), []byte(p.runID)
+	if body {
+		p.slot = cfg.MessageSize
+	} else {
+		p.slot = message.MaxHeaderLen(p.cfg.ID, p.runID)
+	}
 	return p, nil
 }
 
@@ -571,7 +564,7 @@ func (p *Producer) newRecord() *record {
 	b := p.cur
 	if b == nil || b.next == len(b.recs) {
 		if b = p.free.pop(); b == nil {
-			b = newBlock(p.blockLen, p.cfg.Encoding == message.Body, p.cfg.MessageSize)
+			b = newBlock(p.blockLen, p.slot)
 		}
 		b.next, b.resolved = 0, 0
 		p.cur = b
@@ -609,19 +602,12 @@ func (p *Producer) fill(r *record, now time.Time, size int) {
 	}
 	switch {
 	case p.cfg.Encoding == message.Headers:
-		// The same headers message.NewHeaders builds, stored in the
-		// reused record instead of allocated for every message.
-		b := strconv.AppendUint(r.hbuf[:0], r.seq, 10)
-		sl := len(b)
-		b = strconv.AppendInt(b, ts, 10)
-		r.hdrs[0] = sarama.RecordHeader{Key: hdrProducer, Value: p.idBytes}
-		r.hdrs[1] = sarama.RecordHeader{Key: hdrRun, Value: p.runBytes}
-		r.hdrs[2] = sarama.RecordHeader{Key: hdrSeq, Value: b[:sl:sl]}
-		r.hdrs[3] = sarama.RecordHeader{Key: hdrTime, Value: b[sl:]}
-		m.Headers = r.hdrs[:]
-		if r.end {
-			m.Headers = append(m.Headers[:4:4], sarama.RecordHeader{Key: hdrEnd, Value: hdrEndValue})
-		}
+		// The header message.NewHeaders builds, its value written into
+		// the record's slot (end markers: a new slice) instead of
+		// allocated for every message.
+		r.value = message.AppendHeaderValue(r.value[:0], p.cfg.ID, p.runID, r.seq, ts, r.end)
+		r.hdr[0] = sarama.RecordHeader{Key: hdrName, Value: r.value}
+		m.Headers = r.hdr[:]
 		m.Value = p.fillerEnc
 	case r.end:
 		r.value = message.AppendEndBody(nil, p.cfg.ID, p.runID, r.seq, ts)

@@ -841,6 +841,48 @@ func TestMetricsLintAndShared(t *testing.T) {
 	}
 }
 
+// TestFillReusedHeaderEqualsFreshHeader reuses one record of a block for
+// header-encoded messages whose sequence and timestamp change length and
+// checks that each carries exactly the header message.NewHeaders builds,
+// written into the record's slot of the block's buffer without touching
+// its neighbours', and the shared filler as its value.
+func TestFillReusedHeaderEqualsFreshHeader(t *testing.T) {
+	const size = 100
+	id := strings.Repeat("p", 200) // the longest producer id
+	p, err := New(kafkaconf.Conn{Brokers: []string{"127.0.0.1:9"}}, Config{ID: id, Topics: []string{"t"}, MessageSize: size}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.start = time.Now()
+	tp := &topicState{name: "t", partitions: 1, keys: 1, keyEnc: []*bytesEncoder{{b: []byte("0")}}}
+	blk := newBlock(3, p.slot)
+	r := &blk.recs[1]
+	slot := &r.value[:1][0]
+	for _, seq := range []uint64{8, 9, 10, 99, 100, 7, 1<<64 - 1, 3} {
+		r.topic, r.seq = tp, seq
+		now := time.Now()
+		if seq == 1<<64-1 {
+			now = time.Unix(0, 1<<63-1) // the longest timestamp too
+		}
+		p.fill(r, now, size)
+		want := message.NewHeaders(id, p.RunID(), seq, now.UnixNano(), false)
+		if len(r.msg.Headers) != 1 || string(r.msg.Headers[0].Key) != string(want[0].Key) || string(r.msg.Headers[0].Value) != string(want[0].Value) {
+			t.Fatalf("seq %d: headers %q, want %q", seq, r.msg.Headers, want)
+		}
+		if &r.msg.Headers[0].Value[0] != slot {
+			t.Fatalf("seq %d: the header value left the record's slot", seq)
+		}
+		if v, _ := r.msg.Value.Encode(); string(v) != string(p.filler) {
+			t.Fatalf("seq %d: value is not the filler", seq)
+		}
+		for _, n := range []int{0, 2} {
+			if v := blk.recs[n].value[:p.slot]; string(v) != string(make([]byte, p.slot)) {
+				t.Fatalf("seq %d: the neighbouring slot %d was written: %q", seq, n, v)
+			}
+		}
+	}
+}
+
 // TestFillReusedBodyEqualsFreshBody reuses one record for a run of in-body
 // messages whose metadata prefix changes length (sequence 9 to 10, 99 to
 // 100, an end marker in between) and checks every value byte for byte
@@ -853,7 +895,7 @@ func TestFillReusedBodyEqualsFreshBody(t *testing.T) {
 	}
 	p.start = time.Now()
 	tp := &topicState{name: "t", partitions: 1, keys: 1, keyEnc: []*bytesEncoder{{b: []byte("0")}}}
-	blk := newBlock(3, true, size)
+	blk := newBlock(3, size)
 	r := &blk.recs[1] // its value is a slot between two others in one buffer
 	for _, seq := range []uint64{8, 9, 10, 11, 11, 99, 100, 7, 1 << 40, 3} {
 		r.topic, r.seq, r.end = tp, seq, seq == 11 && r.seq == 11 // the second 11 is an end marker
@@ -970,7 +1012,7 @@ func TestBlocksAreReusedWholeAndLastResolvedFirst(t *testing.T) {
 	}
 	// The limit: a third resolved block drops the oldest waiting one.
 	s := blockStack{limit: 2}
-	x, y, z := newBlock(1, false, 0), newBlock(1, false, 0), newBlock(1, false, 0)
+	x, y, z := newBlock(1, 0), newBlock(1, 0), newBlock(1, 0)
 	for _, blk := range []*block{x, y, z} {
 		s.push(blk)
 	}

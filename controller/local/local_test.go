@@ -97,8 +97,7 @@ func TestFaultyMirrorCountsExactly(t *testing.T) {
 		{Topic: "kmt-0", Key: []byte("x"), Value: []byte{0xff, 0x00, 0x13}},
 		{Topic: "kmt-0", Key: []byte("0"), Value: []byte("no headers")},
 		{Topic: "kmt-0", Key: []byte("1"), Value: []byte("bad seq"), Headers: []kgo.RecordHeader{
-			{Key: "kmt-producer", Value: []byte("p")}, {Key: "kmt-run", Value: []byte("r")},
-			{Key: "kmt-seq", Value: []byte("-3")}, {Key: "kmt-ts", Value: []byte("1")}}},
+			{Key: "kmt", Value: []byte("p/r;-3;1")}}},
 	}
 	res, tg := run(t, sc, func(tg *local.Target) {
 		kafkatest.Produce(t, tg.SourceAddrs(), foreign...)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,18 +113,29 @@ func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration
 	})
 	for _, x := range recs {
 		tr.Records++
-		h := map[string]string{}
+		// The first header named kmt: "producer/run;seq;ts", and
+		// ";kmt:end" after that on an end marker.
+		var fields []string
 		for _, kv := range x.r.Headers {
-			h[kv.Key] = string(kv.Value)
+			if kv.Key == "kmt" {
+				fields = strings.Split(string(kv.Value), ";")
+				break
+			}
 		}
 		key, errK := strconv.Atoi(string(x.r.Key))
-		seq, errS := strconv.Atoi(h["kmt-seq"])
-		if errK != nil || errS != nil || key < 0 || seq < 0 || h["kmt-producer"] == "" || h["kmt-run"] == "" || h["kmt-ts"] == "" {
+		if errK != nil || key < 0 || len(fields) < 3 || len(fields) > 4 || (len(fields) == 4 && fields[3] != "kmt:end") {
 			tr.Foreign++
 			continue
 		}
-		s := Stream{Topic: topic, Producer: h["kmt-producer"], Run: h["kmt-run"], Key: key}
-		if h["kmt-end"] != "" {
+		producer, run, _ := strings.Cut(fields[0], "/")
+		seq, errS := strconv.Atoi(fields[1])
+		ts, errT := strconv.ParseInt(fields[2], 10, 64)
+		if errS != nil || errT != nil || seq < 0 || ts < 0 || producer == "" || run == "" || strings.Contains(run, "/") {
+			tr.Foreign++
+			continue
+		}
+		s := Stream{Topic: topic, Producer: producer, Run: run, Key: key}
+		if len(fields) == 4 {
 			tr.Ends[s] = seq
 			continue
 		}

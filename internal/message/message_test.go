@@ -49,26 +49,29 @@ func TestHeadersRoundTrip(t *testing.T) {
 	}
 }
 
+func TestHeaderValue(t *testing.T) {
+	hs := NewHeaders("prod-1", "r42", 123456, 1700000000123456789, false)
+	if len(hs) != 1 || string(hs[0].Key) != "kmt" || string(hs[0].Value) != "prod-1/r42;123456;1700000000123456789" {
+		t.Errorf("message headers = %q", hs)
+	}
+	hs = NewHeaders("prod-1", "r42", 600, 1700000000123456789, true)
+	if len(hs) != 1 || string(hs[0].Key) != "kmt" || string(hs[0].Value) != "prod-1/r42;600;1700000000123456789;kmt:end" {
+		t.Errorf("end marker headers = %q", hs)
+	}
+	// The longest message value fits MaxHeaderLen exactly.
+	if v := AppendHeaderValue(nil, "p", "run", 1<<64-1, 1<<63-1, false); len(v) > MaxHeaderLen("p", "run") {
+		t.Errorf("%q is %d bytes, MaxHeaderLen %d", v, len(v), MaxHeaderLen("p", "run"))
+	}
+	if got, want := MaxHeaderLen("p", "run"), len("p/run;18446744073709551615;18446744073709551615"); got != want {
+		t.Errorf("MaxHeaderLen = %d, want %d", got, want)
+	}
+}
+
 func TestDecodeHeadersErrors(t *testing.T) {
-	good := NewHeaders("p", "r", 1, 2, false)
-	without := func(name string) []sarama.RecordHeader {
-		var out []sarama.RecordHeader
-		for _, h := range good {
-			if string(h.Key) != name {
-				out = append(out, h)
-			}
-		}
-		return out
+	kmt := func(value string) []sarama.RecordHeader {
+		return []sarama.RecordHeader{{Key: []byte("trace-id"), Value: []byte("x")}, {Key: []byte("kmt"), Value: []byte(value)}}
 	}
-	with := func(name, value string) []sarama.RecordHeader {
-		out := append([]sarama.RecordHeader(nil), good...)
-		for i := range out {
-			if string(out[i].Key) == name {
-				out[i].Value = []byte(value)
-			}
-		}
-		return out
-	}
+	good := kmt("p/r;1;2")
 	tests := []struct {
 		name    string
 		key     string
@@ -79,23 +82,34 @@ func TestDecodeHeadersErrors(t *testing.T) {
 		{"text key", "abc", good, ErrNoKey},
 		{"no headers", "1", nil, ErrNoMetadata},
 		{"foreign headers only", "1", []sarama.RecordHeader{{Key: []byte("trace-id"), Value: []byte("x")}}, ErrNoMetadata},
-		{"missing producer", "1", without(HeaderProducer), ErrNoMetadata},
-		{"missing run", "1", without(HeaderRun), ErrNoMetadata},
-		{"missing seq", "1", without(HeaderSeq), ErrNoMetadata},
-		{"missing time", "1", without(HeaderTime), ErrNoMetadata},
-		{"empty producer", "1", with(HeaderProducer, ""), ErrBadIdentity},
-		{"slash in run", "1", with(HeaderRun, "a/b"), ErrBadIdentity},
-		{"negative seq", "1", with(HeaderSeq, "-1"), ErrBadSequence},
-		{"seq leading zero", "1", with(HeaderSeq, "01"), ErrBadSequence},
-		{"seq overflow", "1", with(HeaderSeq, "18446744073709551616"), ErrBadSequence},
-		{"time not a number", "1", with(HeaderTime, "now"), ErrBadTime},
-		{"time overflows int64", "1", with(HeaderTime, "9223372036854775808"), ErrBadTime},
+		{"header name differs in case", "1", []sarama.RecordHeader{{Key: []byte("KMT"), Value: []byte("p/r;1;2")}}, ErrNoMetadata},
+		{"four separate headers (not the format)", "1", []sarama.RecordHeader{
+			{Key: []byte("kmt-producer"), Value: []byte("p")}, {Key: []byte("kmt-run"), Value: []byte("r")},
+			{Key: []byte("kmt-seq"), Value: []byte("1")}, {Key: []byte("kmt-ts"), Value: []byte("2")}}, ErrNoMetadata},
+		{"empty value", "1", kmt(""), ErrNoMetadata},
+		{"one field", "1", kmt("p/r"), ErrNoMetadata},
+		{"two fields", "1", kmt("p/r;1"), ErrNoMetadata},
+		{"trailing separator", "1", kmt("p/r;1;2;"), ErrNoMetadata},
+		{"unknown fourth field", "1", kmt("p/r;1;2;payload"), ErrNoMetadata},
+		{"five fields", "1", kmt("p/r;1;2;kmt:end;x"), ErrNoMetadata},
+		{"no run", "1", kmt("p;1;2"), ErrBadIdentity},
+		{"empty producer", "1", kmt("/r;1;2"), ErrBadIdentity},
+		{"empty run", "1", kmt("p/;1;2"), ErrBadIdentity},
+		{"slash in run", "1", kmt("p/a/b;1;2"), ErrBadIdentity},
+		{"negative seq", "1", kmt("p/r;-1;2"), ErrBadSequence},
+		{"seq leading zero", "1", kmt("p/r;01;2"), ErrBadSequence},
+		{"empty seq", "1", kmt("p/r;;2"), ErrBadSequence},
+		{"seq overflow", "1", kmt("p/r;18446744073709551616;2"), ErrBadSequence},
+		{"time not a number", "1", kmt("p/r;1;now"), ErrBadTime},
+		{"empty time", "1", kmt("p/r;1;"), ErrBadTime},
+		{"time overflows int64", "1", kmt("p/r;1;9223372036854775808"), ErrBadTime},
+		{"first kmt header decides", "1", append(kmt("p/r;x;2"), good...), ErrBadSequence},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var m Meta
 			hs := ptrs(tt.headers)
-			hs = append(hs, nil) // nil headers are skipped, never dereferenced
+			hs = append([]*sarama.RecordHeader{nil}, hs...) // nil headers are skipped, never dereferenced
 			if err := DecodeHeaders([]byte(tt.key), hs, &m); !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -195,16 +209,19 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 // FuzzDecodeHeaders checks that a header-encoded message survives encoding
 // and decoding unchanged, and that arbitrary header bytes never panic.
 func FuzzDecodeHeaders(f *testing.F) {
-	f.Add("p", "r", uint64(0), int64(0), false, uint32(0), []byte("kmt-seq"), []byte("12"))
-	f.Add("producer-1", "run-abc", uint64(1<<63), int64(1700000000000000000), true, uint32(7), []byte("kmt-ts"), []byte("-1"))
+	f.Add("p", "r", uint64(0), int64(0), false, uint32(0), []byte("kmt"), []byte("p/r;12;1"))
+	f.Add("producer-1", "run-abc", uint64(1<<63), int64(1700000000000000000), true, uint32(7), []byte("kmt"), []byte("a/b;1;-1;kmt:end"))
+	f.Add("p", "r", uint64(1), int64(2), false, uint32(1), []byte("kmt-seq"), []byte("12"))
 	f.Add("h", "x", uint64(5), int64(-3), false, uint32(4294967295), []byte{0xff, 0}, []byte{})
 	f.Fuzz(func(t *testing.T, producer, run string, seq uint64, ts int64, end bool, key uint32, hk, hv []byte) {
-		// Arbitrary input: the raw bytes as key, a header, and a record whose
-		// kmt header is overwritten by the fuzzed one. Must not panic.
+		// Arbitrary input: the raw bytes as key, a header, and a record
+		// whose kmt header follows the fuzzed one (which decides when it
+		// is named kmt). Must not panic.
 		var m Meta
 		_ = DecodeHeaders(hk, []*sarama.RecordHeader{{Key: hk, Value: hv}, nil}, &m)
+		_ = DecodeHeaders([]byte("1"), []*sarama.RecordHeader{{Key: []byte(Header), Value: hv}}, &m)
 		hs := NewHeaders(producer, run, seq, ts, end)
-		mixed := append(ptrs(hs), &sarama.RecordHeader{Key: hk, Value: hv})
+		mixed := append([]*sarama.RecordHeader{{Key: hk, Value: hv}}, ptrs(hs)...)
 		_ = DecodeHeaders(hv, mixed, &m)
 
 		if !ValidID(producer) || !ValidID(run) || ts < 0 {
@@ -271,5 +288,30 @@ func BenchmarkDecodeBody(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = DecodeBody(key, v, &m)
+	}
+}
+
+// TestNumberAgreesWithStrconv checks the one-pass field parser against
+// strconv.ParseUint plus the canonical-form rule, around the uint64 limit
+// where it starts checking for overflow.
+func TestNumberAgreesWithStrconv(t *testing.T) {
+	for _, s := range []string{"0", "7", "00", "01", "10", "", "-1", "+1", "1x",
+		"999999999999999999", "9999999999999999999", "10000000000000000000",
+		"18446744073709551615", "18446744073709551616", "18446744073709551620", "19999999999999999999",
+		"99999999999999999999", "100000000000000000000", "184467440737095516150"} {
+		want, err := strconv.ParseUint(s, 10, 64)
+		wantOK := err == nil && s[0] != '+' && (len(s) == 1 || s[0] != '0')
+		for _, sep := range []string{";rest", ""} {
+			v, rest, found, ok := number([]byte(s+sep), true)
+			if !found || ok != wantOK || (ok && v != want) {
+				t.Errorf("number(%q) = %d, found %v, ok %v; want %d, ok %v", s+sep, v, found, ok, want, wantOK)
+			}
+			if (sep == "" && rest != nil) || (sep != "" && string(rest) != "rest") {
+				t.Errorf("number(%q) rest = %q", s+sep, rest)
+			}
+		}
+		if _, _, found, _ := number([]byte(s), false); found {
+			t.Errorf("number(%q, atEnd=false) found a field without its ';'", s)
+		}
 	}
 }
