@@ -98,8 +98,8 @@ func AppendKey(dst []byte, k uint32) []byte {
 
 // ParseKey parses a record key written by AppendKey.
 func ParseKey(b []byte) (uint32, error) {
-	v, ok := parseUint(b)
-	if !ok || v > 1<<32-1 {
+	v, rest, _, ok := number(b, true)
+	if !ok || rest != nil || v > 1<<32-1 {
 		return 0, ErrNoKey
 	}
 	return uint32(v), nil
@@ -282,26 +282,6 @@ func indexByte(b []byte, c byte) int {
 		}
 	}
 	return -1
-}
-
-// parseUint parses a canonical decimal number (no sign, no leading zeros
-// except "0" itself) that fits in a uint64.
-func parseUint(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 || (len(b) > 1 && b[0] == '0') {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (1<<64-1-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
 }
 
 // StreamID identifies a stream: the messages one producer run sends on one

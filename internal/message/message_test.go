@@ -28,7 +28,7 @@ func TestKey(t *testing.T) {
 			t.Errorf("ParseKey(%q) = %d, %v", b, got, err)
 		}
 	}
-	for _, bad := range []string{"", "-1", "01", "4294967296", "1a", " 1", "99999999999999999999999"} {
+	for _, bad := range []string{"", "-1", "01", "4294967296", "1a", " 1", "1;", "1;2", ";", "99999999999999999999999"} {
 		if _, err := ParseKey([]byte(bad)); !errors.Is(err, ErrNoKey) {
 			t.Errorf("ParseKey(%q) err = %v, want ErrNoKey", bad, err)
 		}
