@@ -22,6 +22,7 @@ import (
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
 	"github.com/kmtproject/kmt/internal/kafkatest"
+	"github.com/kmtproject/kmt/internal/syncbuf"
 	"github.com/kmtproject/kmt/producer"
 )
 
@@ -210,24 +211,6 @@ func TestForeignFlood(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes (a log sink).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestHostileProducerIDs writes a million records, each a valid kmt message
 // of a new producer id, into a topic a consumer with a cap of 1000 streams
 // validates. The consumer tracks 1000 streams and counts the rest as
@@ -239,7 +222,7 @@ func (s *syncBuffer) String() string {
 func TestHostileProducerIDs(t *testing.T) {
 	const topic, limit, hostile = "hostile", 1000, 1_000_000
 	c, conn := hostileCluster(t, topic)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	t.Cleanup(func() { slog.SetDefault(prev) })

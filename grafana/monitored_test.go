@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kmtproject/kmt/grafana/alerts"
+	"github.com/kmtproject/kmt/internal/syncbuf"
 )
 
 // TestRunMonitored runs scripts/run-monitored.sh (make run-monitored) with a
@@ -33,7 +34,7 @@ func TestRunMonitored(t *testing.T) {
 	cmd.Env = append(cmd.Environ(), "PROMETHEUS_ADDR="+promAddr, "KMT_METRICS_ADDR="+metricsAddr)
 	// The script prints the Prometheus URL before kmt starts.
 	out := &urlWatcher{re: regexp.MustCompile(`Prometheus\s+(http://\S+)`), found: make(chan string, 1)}
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, stderr
 	// The script, kmt and Prometheus share a process group of their own, so
 	// a failed test can stop all three through the script's PID.
@@ -118,16 +119,16 @@ func TestRunMonitored(t *testing.T) {
 // urlWatcher collects a process's output and sends the first submatch of re
 // found in it.
 type urlWatcher struct {
-	syncBuffer
+	syncbuf.Buffer
 	re    *regexp.Regexp
 	found chan string
 	sent  bool
 }
 
 func (w *urlWatcher) Write(p []byte) (int, error) {
-	n, err := w.syncBuffer.Write(p)
+	n, err := w.Buffer.Write(p)
 	if !w.sent {
-		if m := w.re.FindStringSubmatch(w.syncBuffer.String()); m != nil {
+		if m := w.re.FindStringSubmatch(w.Buffer.String()); m != nil {
 			w.found <- m[1]
 			w.sent = true
 		}

@@ -1,7 +1,6 @@
 package producer
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
 	"sync"
@@ -11,25 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kmtproject/kmt/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestProduceFallsBehindVisibly stalls the broker for longer than the Kafka
 // client can buffer: the producer must fall behind visibly, with
@@ -38,7 +21,7 @@ func (l *lockedBuffer) String() string {
 // caught up, and still send and get acknowledged every message (the
 // schedule is kept: it catches up rather than drops).
 func TestProduceFallsBehindVisibly(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	quiet := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(func() { slog.SetDefault(quiet) })
