@@ -61,6 +61,10 @@ test-kafka: ## Run the end-to-end tests against a real Kafka: make test-kafka BR
 	KMT_TEST_BROKERS=$(BROKERS) $(GO) test -count 1 -v -run 'EndToEnd|TestProduceReadBack|TestMirrorReplicatesEveryRecordIdentically|TestFaultsInjectExactlyTheConfiguredNumbers' \
 		./cmd/kmt/ ./producer/ ./consumer/ ./mirror/
 
+.PHONY: kafka
+kafka: ## Assemble Apache Kafka (brokers, MirrorMaker 2, perf tools) from Maven Central into a cache outside git; prints its folder last.
+	@bash scripts/kafka.sh
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 300000 executions).
 	@bash scripts/fuzz.sh $(FUZZTIME)
