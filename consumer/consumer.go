@@ -271,6 +271,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return
 			case now := <-tick.C:
 				c.ledger.maybeSweep(now, c.cfg.SweepInterval)
+				c.ledger.maybePublish(ctx, now)
 			}
 		}
 	}()
@@ -357,6 +358,28 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	enc := c.cfg.Encoding
 	msgs := claim.Messages()
 	batch := c.cfg.Batch
+	// With a publishing ledger, offsets are marked (and so committed) only
+	// up to what a successful publication covered: a process killed at any
+	// moment leaves no accounted offset that is neither published nor read
+	// again by the next owner.
+	var processed, marked int64 = -1, -1
+	var gate <-chan time.Time
+	if c.ledger.Publishing() {
+		tick := time.NewTicker(c.ledger.pubInterval / 2)
+		defer tick.Stop()
+		gate = tick.C
+		defer func() {
+			// The claim ends (rebalance or shutdown): publish, then hand
+			// the partition over at what is published.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.ledger.Publish(ctx, false); err != nil {
+				h.log.Warn("consumer accounting publication at the end of a claim failed; the next owner re-reads from the last published offset",
+					"topic", claim.Topic(), "partition", claim.Partition(), "err", err)
+			}
+			h.markPublished(sess, p, processed, &marked)
+		}()
+	}
 	for {
 		var msg *sarama.ConsumerMessage
 		select {
@@ -364,6 +387,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if !ok {
 				return nil
 			}
+		case <-gate:
+			h.markPublished(sess, p, processed, &marked)
+			continue
 		case <-sess.Context().Done():
 			return nil
 		}
@@ -389,7 +415,22 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		}
 		p.mu.Unlock()
 		c.records.Add(n)
-		sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
+		if gate == nil {
+			sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
+		} else {
+			processed = last.Offset + 1
+			h.markPublished(sess, p, processed, &marked)
+		}
 		p.lag.Store(max(claim.HighWaterMarkOffset()-(last.Offset+1), 0))
+	}
+}
+
+// markPublished marks the partition's offset up to what this claim
+// processed and the last publication covered.
+func (h *handler) markPublished(sess sarama.ConsumerGroupSession, p *partition, processed int64, marked *int64) {
+	off := min(processed, p.published.Load())
+	if off > *marked {
+		sess.MarkOffset(p.topic, p.id, off, "")
+		*marked = off
 	}
 }

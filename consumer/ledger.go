@@ -14,6 +14,7 @@ import (
 
 	"github.com/kmtproject/kmt/internal/latency"
 	"github.com/kmtproject/kmt/internal/message"
+	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
 // Defaults of the Ledger options.
@@ -45,6 +46,33 @@ func WithIgnore(ignore func(*sarama.ConsumerMessage) bool) LedgerOption {
 	return func(l *Ledger) { l.ignore = ignore }
 }
 
+// PublishFunc publishes the accounting of the partitions that changed since
+// the last successful publication (every partition the first time). It must
+// return only once the publication is durable: the consumers commit offsets
+// only up to what a successful publication covered.
+type PublishFunc func(ctx context.Context, parts []PartitionAccount) error
+
+// WithPublisher makes the ledger publish its accounting with publish every
+// interval (a non-positive interval means DefaultPublishInterval) and at the
+// end of every claim, and makes its consumers commit a partition's offsets
+// only up to what the last successful publication covered, so that a
+// process killed at any moment leaves nothing accounted that no publication
+// holds and no later owner re-reads (see docs/accounting.md). Default nil:
+// nothing is published and offsets are committed as soon as they are
+// accounted.
+func WithPublisher(publish PublishFunc, interval time.Duration) LedgerOption {
+	return func(l *Ledger) {
+		l.publish = publish
+		if interval <= 0 {
+			interval = DefaultPublishInterval
+		}
+		l.pubInterval = interval
+	}
+}
+
+// DefaultPublishInterval is how often a ledger with a publisher publishes.
+const DefaultPublishInterval = time.Second
+
 // Ledger is the accounting state shared by every consumer instance of one
 // process: per (topic, partition) the streams seen there with their
 // Trackers, the offset high-water mark that turns re-reads into no-ops, the
@@ -63,6 +91,11 @@ type Ledger struct {
 	streams   atomic.Int64
 	limitHit  atomic.Bool
 	lastSweep atomic.Int64
+
+	publish     PublishFunc
+	pubInterval time.Duration
+	pubMu       sync.Mutex // serialises publications
+	lastPublish atomic.Int64
 
 	mu        sync.Mutex
 	parts     map[partKey]*partition
@@ -134,17 +167,19 @@ func (l *Ledger) partition(topic, source string, id int32) *partition {
 		return p
 	}
 	p := &partition{
-		l:      l,
-		topic:  topic,
-		source: source,
-		id:     id,
-		own:    make(chan struct{}, 1),
-		runs:   map[string]*run{},
+		l:       l,
+		pubNext: -1,
+		topic:   topic,
+		source:  source,
+		id:      id,
+		own:     make(chan struct{}, 1),
+		runs:    map[string]*run{},
 	}
 	for i := range p.foreign {
 		p.foreign[i] = l.m.Foreign.WithLabelValues(source, reasonNames[i])
 	}
 	p.untrackedC = l.m.Untracked.WithLabelValues(source)
+	p.published.Store(-1)
 	l.parts[k] = p
 	l.list = append(l.list, p)
 	return p
@@ -198,12 +233,22 @@ type partition struct {
 	id     int32
 	own    chan struct{} // claim lock: full while a consumer owns the partition
 	lag    atomic.Int64
+	// published is the next offset after what the last successful
+	// publication covered (-1: nothing published); consumers commit no
+	// further when the ledger publishes.
+	published atomic.Int64
+	// pubNext and pubResumes are the state of the last successful
+	// publication (guarded by l.pubMu).
+	pubNext    int64
+	pubResumes int
 
 	mu          sync.Mutex // guards everything below
 	started     bool
-	adopting    bool  // the first record this process saw was at offset > 0
-	firstOffset int64 // offset of that first record
-	nextOffset  int64 // every offset below was processed
+	adopting    bool         // the first record this process saw was at offset > 0
+	firstOffset int64        // offset of that first record
+	nextOffset  int64        // every offset below was processed
+	coverLo     int64        // start of the offsets processed since the last resume
+	covered     seqrange.Set // offsets processed before the last resume
 	resumes     int
 	meta        message.Meta // decode target, reused
 	scratch     []byte       // run lookup key, reused
@@ -279,7 +324,8 @@ func (p *partition) beginClaim(initial int64) {
 		}
 	}
 	p.resumes++
-	p.nextOffset = initial
+	p.covered.AddRange(uint64(p.coverLo), uint64(p.nextOffset))
+	p.nextOffset, p.coverLo = initial, initial
 }
 
 // account validates one record received at now (Unix nanoseconds). The
@@ -290,7 +336,7 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 		return
 	}
 	if !p.started {
-		p.started, p.adopting, p.firstOffset = true, msg.Offset > 0, msg.Offset
+		p.started, p.adopting, p.firstOffset, p.coverLo = true, msg.Offset > 0, msg.Offset, msg.Offset
 	}
 	p.nextOffset = msg.Offset + 1
 	if p.l.ignore != nil && p.l.ignore(msg) {

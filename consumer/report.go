@@ -75,10 +75,16 @@ type PartitionReport struct {
 	Adopting bool `json:"adopting"`
 	// Resumes counts claims that started beyond NextOffset (offsets read by
 	// another process).
-	Resumes   int    `json:"resumes"`
-	Rereads   uint64 `json:"rereads"`
-	Foreign   uint64 `json:"foreign"`
-	Untracked uint64 `json:"untracked"`
+	Resumes int `json:"resumes"`
+	// Covered holds the offsets this process processed (each at most
+	// once): from FirstOffset to NextOffset, minus what was skipped at a
+	// resume. Where the Covered sets of two processes overlap, both read
+	// the same records: the fleet's reconciliation reads those records back
+	// to tell such re-reads from replicated duplicates.
+	Covered   seqrange.Set `json:"covered,omitzero"`
+	Rereads   uint64       `json:"rereads"`
+	Foreign   uint64       `json:"foreign"`
+	Untracked uint64       `json:"untracked"`
 }
 
 // StreamReport is the accounting of one stream. Its field names match what
@@ -92,6 +98,9 @@ type StreamReport struct {
 	// most 64 ranges per stream; Duplicates stays exact).
 	DuplicatedSeqs seqrange.Set `json:"duplicated_seqs,omitzero"`
 	Reordered      uint64       `json:"reordered"`
+	// Below holds the sequences that arrived below an adopted stream's
+	// baseline (counted in Reordered the first time).
+	Below seqrange.Set `json:"below,omitzero"`
 	Gaps           uint64       `json:"gaps"`
 	Late           uint64       `json:"late"`
 	// Lost holds the sequences declared lost and still missing,
@@ -131,20 +140,7 @@ func (l *Ledger) Report() Report {
 	sortPartitions(parts)
 	for _, p := range parts {
 		p.mu.Lock()
-		pr := PartitionReport{
-			Topic:       p.topic,
-			SourceTopic: p.source,
-			Partition:   p.id,
-			FirstOffset: p.firstOffset,
-			NextOffset:  p.nextOffset,
-			Adopting:    p.adopting,
-			Resumes:     p.resumes,
-			Rereads:     p.c.rereads,
-			Untracked:   p.c.untracked,
-		}
-		for _, n := range p.c.foreign {
-			pr.Foreign += n
-		}
+		pr := p.report()
 		if rep.Totals.ForeignByReason == nil {
 			rep.Totals.ForeignByReason = map[string]uint64{}
 		}
@@ -177,6 +173,29 @@ func (l *Ledger) Report() Report {
 	return rep
 }
 
+// report returns the partition's own figures. The caller holds p.mu.
+func (p *partition) report() PartitionReport {
+	pr := PartitionReport{
+		Topic:       p.topic,
+		SourceTopic: p.source,
+		Partition:   p.id,
+		FirstOffset: p.firstOffset,
+		NextOffset:  p.nextOffset,
+		Adopting:    p.adopting,
+		Resumes:     p.resumes,
+		Covered:     seqrange.Of(p.covered.Ranges()...),
+		Rereads:     p.c.rereads,
+		Untracked:   p.c.untracked,
+	}
+	if p.started {
+		pr.Covered.AddRange(uint64(p.coverLo), uint64(p.nextOffset))
+	}
+	for _, n := range p.c.foreign {
+		pr.Foreign += n
+	}
+	return pr
+}
+
 func streamReport(id message.StreamID, t *Tracker) StreamReport {
 	c := t.Counts()
 	end, hasEnd := t.EndCount()
@@ -188,6 +207,7 @@ func streamReport(id message.StreamID, t *Tracker) StreamReport {
 		Duplicates:     c.Duplicates,
 		DuplicatedSeqs: t.Duplicated(),
 		Reordered:      c.Reordered,
+		Below:          t.Below(),
 		Gaps:           c.Gaps,
 		Late:           c.Late,
 		Lost:           t.Lost(),

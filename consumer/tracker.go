@@ -430,3 +430,12 @@ func (t *Tracker) Baseline() (uint64, bool) { return t.base, t.adopted }
 // Arrivals returns the first and last arrival times, Unix nanoseconds (0
 // before any arrival).
 func (t *Tracker) Arrivals() (first, last int64) { return t.first, t.last }
+
+// Below returns the sequences that arrived below the adoption baseline
+// (each counted reordered, or duplicate when it came again).
+func (t *Tracker) Below() seqrange.Set {
+	if t.x == nil {
+		return seqrange.Set{}
+	}
+	return seqrange.Of(t.x.below.Ranges()...)
+}

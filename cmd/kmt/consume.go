@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kmtproject/kmt/consumer"
+	"github.com/kmtproject/kmt/controller/fleet"
 	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/latency"
 	"github.com/kmtproject/kmt/internal/message"
@@ -49,7 +50,7 @@ func consumeCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-addr", Value: consumeMetricsAddr, Usage: "serve Prometheus metrics on this host:port at /metrics (empty: off)"},
 			&cli.DurationFlag{Name: "connect-timeout", Value: 30 * time.Second, Usage: "give up connecting to the brokers after this long"},
 			&cli.PathFlag{Name: "report-json", Usage: "write the full accounting (per-stream seen/lost ranges, counts) as JSON to this file at the end"},
-		}, connFlags("")...),
+		}, append(accountingFlags("destination"), connFlags("")...)...),
 		Action: consumeRun,
 	}
 }
@@ -99,7 +100,25 @@ func consumeRun(c *cli.Context) error {
 	ctx := c.Context
 	reg := metricsserver.NewRegistry()
 	m := consumer.NewMetrics(reg)
-	ledger := consumer.NewLedger(m, consumer.WithLossGrace(c.Duration("loss-grace")), consumer.WithMaxStreams(c.Int("max-streams")))
+	lopts := []consumer.LedgerOption{consumer.WithLossGrace(c.Duration("loss-grace")), consumer.WithMaxStreams(c.Int("max-streams"))}
+	pub, err := accountingPublisher(c, conn, reg)
+	if err != nil {
+		return err
+	}
+	lat := latency.New()
+	if pub != nil {
+		defer pub.Close()
+		id := cfg.ID
+		if id == "" {
+			if id, _ = os.Hostname(); id == "" {
+				id = "kmt-consumer"
+			}
+			cfg.ID = id
+		}
+		lopts = append(lopts, consumer.WithLatencyRecorder(lat),
+			consumer.WithPublisher(pub.ConsumerFunc(id, fleet.NewInstance(), lat), c.Duration("accounting-interval")))
+	}
+	ledger := consumer.NewLedger(m, lopts...)
 	cons, err := consumer.New(conn, cfg, ledger, m)
 	if err != nil {
 		var ce *consumer.ConfigError

@@ -68,6 +68,7 @@ func newApp() *cli.App {
 			produceCommand(),
 			consumeCommand(),
 			mirrorCommand(),
+			reconcileCommand(),
 			localCommand(),
 			controllerCommand(),
 			reportCommand(),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -46,7 +47,7 @@ func produceCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0 = until SIGINT/SIGTERM)"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics on this host:port at /metrics (empty: off)"},
 			&cli.DurationFlag{Name: "connect-timeout", Value: 30 * time.Second, Usage: "give up connecting to the brokers after this long"},
-		}, connFlags("")...),
+		}, append(accountingFlags("source"), connFlags("")...)...),
 		Action: produceRun,
 	}
 }
@@ -148,10 +149,27 @@ func produceRun(c *cli.Context) error {
 	if err != nil {
 		return produceUsageError(err)
 	}
+	pub, err := accountingPublisher(c, conn, reg)
+	if err != nil {
+		return err
+	}
 
 	status := newStatusWriter(os.Stderr)
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	ran := make(chan struct{})
+	published := make(chan struct{})
+	go func() { err := p.Run(ctx); close(ran); done <- err }()
+	if pub != nil {
+		defer pub.Close()
+		go func() {
+			defer close(published)
+			if err := pub.RunProducer(p, c.Duration("accounting-interval"), ran); err != nil {
+				slog.Warn("producer final accounting publication failed", "err", err)
+			}
+		}()
+	} else {
+		close(published)
+	}
 	select {
 	case err := <-done:
 		if err != nil { // failed before producing
@@ -168,6 +186,7 @@ func produceRun(c *cli.Context) error {
 		select {
 		case err := <-done:
 			status.done()
+			<-published
 			if err != nil {
 				return produceUsageError(fmt.Errorf("produce: %w", err))
 			}

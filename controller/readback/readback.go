@@ -137,3 +137,82 @@ func Attribute(id message.StreamID, lost seqrange.Set, source, dest Streams) map
 	}
 	return out
 }
+
+// Reader reads ranges of offsets of a cluster's partitions.
+type Reader struct {
+	client sarama.Client
+	cons   sarama.Consumer
+}
+
+// Open connects a Reader to conn (retrying until its ConnectTimeout).
+func Open(ctx context.Context, conn kafkaconf.Conn) (*Reader, error) {
+	cfg, err := conn.Sarama()
+	if err != nil {
+		return nil, fmt.Errorf("read back: %w", err)
+	}
+	cfg.Consumer.Return.Errors = true
+	client, err := kafkaconf.Connect(ctx, conn, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("read back: %w", err)
+	}
+	cons, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("read back: %w", err)
+	}
+	return &Reader{client: client, cons: cons}, nil
+}
+
+// Close closes the connections.
+func (r *Reader) Close() {
+	_ = r.cons.Close()
+	_ = r.client.Close()
+}
+
+// Client returns the reader's client, for metadata.
+func (r *Reader) Client() sarama.Client { return r.client }
+
+// Bounds returns the oldest offset and the high watermark of a partition.
+func (r *Reader) Bounds(topic string, partition int32) (oldest, newest int64, err error) {
+	if oldest, err = r.client.GetOffset(topic, partition, sarama.OffsetOldest); err != nil {
+		return 0, 0, fmt.Errorf("read back %s/%d: %w", topic, partition, err)
+	}
+	if newest, err = r.client.GetOffset(topic, partition, sarama.OffsetNewest); err != nil {
+		return 0, 0, fmt.Errorf("read back %s/%d: %w", topic, partition, err)
+	}
+	return oldest, newest, nil
+}
+
+// Each calls fn for every record of topic/partition with an offset in
+// [from, to), clamped to what the partition holds, in offset order.
+func (r *Reader) Each(ctx context.Context, topic string, partition int32, from, to int64, fn func(*sarama.ConsumerMessage)) error {
+	oldest, newest, err := r.Bounds(topic, partition)
+	if err != nil {
+		return err
+	}
+	from, to = max(from, oldest), min(to, newest)
+	if to <= from {
+		return nil
+	}
+	pc, err := r.cons.ConsumePartition(topic, partition, from)
+	if err != nil {
+		return fmt.Errorf("read back %s/%d from %d: %w", topic, partition, from, err)
+	}
+	defer pc.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case cerr := <-pc.Errors():
+			return fmt.Errorf("read back %s/%d: %w", topic, partition, cerr)
+		case msg := <-pc.Messages():
+			if msg.Offset >= to {
+				return nil
+			}
+			fn(msg)
+			if msg.Offset >= to-1 {
+				return nil
+			}
+		}
+	}
+}

@@ -145,3 +145,17 @@ func (r *Recorder) Curve() []time.Duration {
 	}
 	return out
 }
+
+// Merge adds every value of a whole-run histogram exported by Snapshot (of
+// this or another process's recorder) to r's whole-run histogram. The
+// snapshot must come from a recorder of this package (same range and
+// precision).
+func (r *Recorder) Merge(s *hdrhistogram.Snapshot) {
+	if s == nil {
+		return
+	}
+	h := hdrhistogram.Import(s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.total.Merge(h)
+}
