@@ -279,3 +279,86 @@ func TestFleetReconcileProcesses(t *testing.T) {
 		t.Errorf("reconcile does not count p0 and p1 as stopped cleanly and the killed p2 as not:\n%s", r.stdout)
 	}
 }
+
+// TestFleetAgainstLocal is the acceptance sequence: against the two
+// embedded clusters of a kmt local --trim-interval 0 left running, two kmt
+// produce processes on one topic (one SIGKILLed after a few seconds), a
+// separate kmt mirror and two kmt consume processes in one group; then kmt
+// reconcile exits 0 with every message the source holds (everything both
+// producers had acknowledged, the killed one's included) received and
+// nothing lost.
+func TestFleetAgainstLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs kmt processes for about half a minute")
+	}
+	local := startKmt(t, "local", "local", "--trim-interval", "0", "--duration", "3m", "--rate", "10", "--metrics-addr", "")
+	var srcAddr, dstAddr string
+	deadline := time.Now().Add(time.Minute)
+	for srcAddr == "" || dstAddr == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("kmt local printed no broker addresses:\n%s", local.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+		for _, line := range strings.Split(local.out.String(), "\n") {
+			if v, ok := strings.CutPrefix(line, "source brokers:"); ok {
+				srcAddr = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(line, "destination brokers:"); ok {
+				dstAddr = strings.TrimSpace(v)
+			}
+		}
+	}
+	const topic = "orders"
+	produce := func(id string, extra ...string) *kmtProc {
+		return startKmt(t, id, append([]string{"produce", "--bootstrap-servers", srcAddr, "--topics", topic, "--id", id,
+			"--create-topics", "--partitions", "3", "--replication-factor", "1", "--rate", "200"}, extra...)...)
+	}
+	p1 := produce("p1", "--duration", "6s")
+	p2 := produce("p2")
+	mir := startKmt(t, "mirror", "mirror", "--source", srcAddr, "--destination", dstAddr, "--topics", topic, "--group", "orders-mirror")
+	var consumers []*kmtProc
+	for _, id := range []string{"c1", "c2"} {
+		consumers = append(consumers, startKmt(t, id, "consume", "--bootstrap-servers", dstAddr, "--topics", topic,
+			"--group", "orders-check", "--id", id, "--loss-grace", "5s", "--metrics-addr", ""))
+	}
+	time.Sleep(3 * time.Second)
+	p2.signal(t, syscall.SIGKILL)
+	p1.wait(t, time.Minute)
+	if p1.err != nil {
+		t.Fatalf("p1: %v\n%s", p1.err, p1.out.String())
+	}
+	// The mirror caught up: the destination holds as many records as the
+	// source (the safe mirror is not killed: no duplicates).
+	src, dst := strings.Split(srcAddr, ","), strings.Split(dstAddr, ",")
+	deadline = time.Now().Add(time.Minute)
+	for kafkatest.Records(t, dst, topic) < kafkatest.Records(t, src, topic) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror did not catch up:\n%s", mir.out.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	waitCommitted(t, dst, "orders-check", topic, time.Minute)
+	for _, p := range append(consumers, mir) {
+		p.signal(t, syscall.SIGTERM)
+	}
+	for _, p := range append(consumers, mir) {
+		p.wait(t, time.Minute)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	summary := filepath.Join(t.TempDir(), "s.json")
+	r := runKmtProcess(ctx, t, nil, "reconcile", "--source-bootstrap-servers", srcAddr, "--destination-bootstrap-servers", dstAddr,
+		"--topics", topic, "--summary-json", summary)
+	t.Logf("kmt reconcile (exit %d, %s):\n%s", r.code, r.took.Round(time.Millisecond), r.stdout)
+	if r.code != 0 {
+		t.Fatalf("kmt reconcile exit %d; stderr:\n%s", r.code, r.stderr)
+	}
+	got := readSummary(t, summary)
+	srcUnique, _, _, _ := kafkatest.ReadTopic(t, src, topic, time.Second).Counts()
+	if got.Lost != 0 || got.Received != uint64(srcUnique) || got.Acked != uint64(srcUnique) || got.Duplicated != 0 || got.Verdict != results.Pass {
+		t.Errorf("summary %+v; want %d acked and received (every message in the source), 0 lost, PASS", got, srcUnique)
+	}
+	local.signal(t, syscall.SIGTERM)
+	local.wait(t, time.Minute)
+}

@@ -288,17 +288,36 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 				r.Reordered -= min(r.Reordered, b.Len())
 			}
 			// Every arrival a process counted either added to its Seen
-			// set or was one of its own duplicates. Across processes,
-			// arrivals of the same record (shared) are one arrival; what
-			// remains beyond the union of Seen sets are copies at other
-			// offsets: duplicates no single process could see.
-			arrivals := a.seenSum - min(a.seenSum, shared[id])
-			if u := a.union.Len(); arrivals > u {
-				d := arrivals - u
-				res.CrossDuplicates += d
-				received = append(received, reconcile.Received{Stream: id, Duplicates: d})
-			} else if arrivals < u {
-				slog.Warn("reconcile: consumer publications disagree with the records read back", "stream", id.String(), "arrivals", arrivals, "unique", u)
+			// set or was one of its own duplicates. Across processes, the
+			// arrivals of one record read by several processes (shared)
+			// are one arrival; the distinct records beyond the union of
+			// Seen sets are the duplicates. The processes' own duplicate
+			// counts are corrected by the difference: up for copies read
+			// by different processes, down for a duplicate pair that two
+			// processes both read.
+			var dups uint64
+			for _, i := range a.recv {
+				dups += received[i].Duplicates
+			}
+			arrivals := a.seenSum + dups
+			distinct := arrivals - min(arrivals, shared[id])
+			u := a.union.Len()
+			if distinct < u {
+				slog.Warn("reconcile: consumer publications disagree with the records read back", "stream", id.String(), "records", distinct, "unique", u)
+				distinct = u
+			}
+			want := distinct - u
+			switch {
+			case want > dups:
+				res.CrossDuplicates += want - dups
+				received = append(received, reconcile.Received{Stream: id, Duplicates: want - dups})
+			case want < dups:
+				excess := dups - want
+				for _, i := range a.recv {
+					n := min(excess, received[i].Duplicates)
+					received[i].Duplicates -= n
+					excess -= n
+				}
 			}
 		}
 	}
