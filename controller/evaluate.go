@@ -37,6 +37,7 @@ func finalFromSamples(samples []Sample, d time.Duration) *Final {
 	f := &Final{}
 	if len(samples) == 0 {
 		f.Summary.Verdict = results.Fail
+		f.NoData = true
 		return f
 	}
 	last := samples[len(samples)-1]
@@ -67,7 +68,7 @@ func Evaluate(sc *scenario.Scenario, res *results.Results, samples []Sample) {
 			pass = false
 			continue
 		}
-		stepPass := true
+		stepPass, noData := true, false
 		for _, a := range sc.Steps[i].Expect {
 			ra := checkStep(a, step, samples, grace)
 			if a.Recovers && ra.Pass {
@@ -79,9 +80,13 @@ func Evaluate(sc *scenario.Scenario, res *results.Results, samples []Sample) {
 				}
 			}
 			stepPass = stepPass && ra.Pass
+			noData = noData || ra.NoData
 			step.Assertions = append(step.Assertions, ra)
 		}
 		step.Verdict = verdict(stepPass)
+		if noData && !failedWithData(step.Assertions) {
+			step.Verdict = results.NoData
+		}
 		pass = pass && stepPass
 	}
 	res.Expect = nil
@@ -93,6 +98,31 @@ func Evaluate(sc *scenario.Scenario, res *results.Results, samples []Sample) {
 	}
 	res.Verdict = verdict(pass)
 	res.Summary.Verdict = res.Verdict
+}
+
+// failedWithData reports whether an assertion failed on samples it had.
+func failedWithData(as []results.Assertion) bool {
+	for _, a := range as {
+		if !a.Pass && !a.NoData {
+			return true
+		}
+	}
+	return false
+}
+
+// noDataAssertion is an assertion over a window without samples.
+func noDataAssertion(text string) results.Assertion {
+	return results.Assertion{Expr: text, Measured: results.NoData, NoData: true}
+}
+
+// within reports whether any sample lies in [from, to].
+func within(samples []Sample, from, to time.Time) bool {
+	for _, s := range samples {
+		if !s.Time.Before(from) && !s.Time.After(to) {
+			return true
+		}
+	}
+	return false
 }
 
 func verdict(ok bool) string {
@@ -139,7 +169,13 @@ func summaryValue(metric string, s results.Summary, sc *scenario.Scenario) float
 // condition holds.
 func checkStep(a scenario.Assertion, step *results.Step, samples []Sample, grace time.Duration) results.Assertion {
 	out := results.Assertion{Expr: a.Text}
+	if len(samples) == 0 {
+		return noDataAssertion(a.Text)
+	}
 	if a.Recovers {
+		if !samples[len(samples)-1].Time.After(step.End) {
+			return noDataAssertion(a.Text)
+		}
 		d, ok := recovery(a, step.End, samples)
 		out.Value = d.Seconds()
 		out.Pass = ok && d <= a.Within
@@ -153,12 +189,19 @@ func checkStep(a scenario.Assertion, step *results.Step, samples []Sample, grace
 	var v float64
 	switch a.Metric {
 	case "lost", "duplicated", "reordered", "late", "foreign":
+		end := step.End.Add(grace + 2*time.Second)
+		if !within(samples, step.Start.Add(-2*time.Second), end) {
+			return noDataAssertion(a.Text)
+		}
 		from := sampleAt(samples, step.Start, false)
-		to := sampleAt(samples, step.End.Add(grace+2*time.Second), true)
+		to := sampleAt(samples, end, true)
 		if from != nil && to != nil {
 			v = float64(counter(a.Metric, *to) - counter(a.Metric, *from))
 		}
 	case "p50_latency", "p99_latency", "p999_latency":
+		if !within(samples, step.Start, step.End.Add(time.Second)) {
+			return noDataAssertion(a.Text)
+		}
 		for _, s := range samples {
 			if s.Time.Before(step.Start) || s.Time.After(step.End.Add(time.Second)) {
 				continue
@@ -166,6 +209,9 @@ func checkStep(a scenario.Assertion, step *results.Step, samples []Sample, grace
 			v = max(v, latencyOf(a.Metric, s).Seconds())
 		}
 	case "throughput":
+		if !within(samples, step.Start.Add(-2*time.Second), step.End.Add(2*time.Second)) {
+			return noDataAssertion(a.Text)
+		}
 		v = meanThroughput(samples, step.Start, step.End)
 	}
 	out.Value = v

@@ -79,3 +79,42 @@ expect: [lost <= 5, duplicated == 0]
 		t.Errorf("series rates %v %v", pts[6].ReplicatedRate, pts[4].ReplicatedRate)
 	}
 }
+
+// TestEvaluateNoData: assertions over windows without a single sample are
+// NO DATA, never PASS, and the step says so.
+func TestEvaluateNoData(t *testing.T) {
+	sc, err := scenario.Parse([]byte(`
+workload: {rate: 100, loss_grace: 2s, duration: 30s}
+steps:
+  - at: 2s
+    action: wait
+    for: 3s
+    expect:
+      - lost == 0
+      - p99_latency < 100ms
+      - throughput >= 90%
+      - "recovers: throughput >= 90% within 3s"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	step := results.Step{Index: 1, Action: "wait", Start: t0.Add(20 * time.Second), End: t0.Add(23 * time.Second)}
+	for name, samples := range map[string][]Sample{
+		"no samples at all":         nil,
+		"samples before the window": samplesOf(t0, []uint64{0, 100, 200}, []uint64{0, 0, 0}, []int{1, 1, 1}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			res := &results.Results{Steps: []results.Step{step}}
+			Evaluate(sc, res, samples)
+			for _, a := range res.Steps[0].Assertions {
+				if !a.NoData || a.Pass || a.Measured != results.NoData {
+					t.Errorf("%s: %+v; want NO DATA, not passed", a.Expr, a)
+				}
+			}
+			if res.Steps[0].Verdict != results.NoData || res.Verdict != results.Fail {
+				t.Errorf("verdicts: step %s run %s; want NO DATA and FAIL", res.Steps[0].Verdict, res.Verdict)
+			}
+		})
+	}
+}

@@ -32,9 +32,12 @@ type Final struct {
 	AnomalyTotals map[string]uint64
 	Latency       []results.Percentile
 	// Exact is true when the counts come from reconciling every producer's
-	// and consumer's records (local target), false when they are sums of
-	// metrics (Kubernetes target).
+	// and consumer's records (local target, or a fleet's published
+	// accounting), false when they are sums of metrics.
 	Exact bool
+	// NoData is true when nothing was measured (no sample at all): the
+	// run-wide assertions are NO DATA, never PASS.
+	NoData bool
 }
 
 // Runner runs one scenario on one target.
@@ -145,6 +148,12 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 	res.AnomalyTotals = final.AnomalyTotals
 	res.Latency = final.Latency
 	Evaluate(sc, res, samples)
+	if final.NoData {
+		for i := range res.Expect {
+			res.Expect[i] = noDataAssertion(res.Expect[i].Expr)
+		}
+		res.Verdict, res.Summary.Verdict = results.Fail, results.Fail
+	}
 	if r.Metrics != nil {
 		for _, st := range res.Steps {
 			r.Metrics.Steps.WithLabelValues(strings.ToLower(st.Verdict)).Inc()

@@ -465,7 +465,10 @@ func stepViews(r *results.Results, t0 time.Time) []stepView {
 		}
 		for _, a := range s.Assertions {
 			av := assertionView{Expr: a.Expr, Measured: measured(a), Result: "PASS", Class: "pass"}
-			if !a.Pass {
+			switch {
+			case a.NoData:
+				av.Result, av.Class = results.NoData, "unknown"
+			case !a.Pass:
 				av.Result, av.Class = "FAIL", "fail"
 			}
 			v.Assertions = append(v.Assertions, av)

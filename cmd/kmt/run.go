@@ -159,9 +159,9 @@ func printResults(w io.Writer, res *results.Results) {
 			}
 			for i, a := range s.Assertions {
 				if i == 0 {
-					t.Row(s.Index, s.Description, start, took, a.Expr, a.Measured, passFail(a.Pass))
+					t.Row(s.Index, s.Description, start, took, a.Expr, a.Measured, assertionVerdict(a))
 				} else {
-					t.Row("", "", "", "", a.Expr, a.Measured, passFail(a.Pass))
+					t.Row("", "", "", "", a.Expr, a.Measured, assertionVerdict(a))
 				}
 			}
 		}
@@ -213,6 +213,14 @@ func rangesString(a results.Anomaly) string {
 		parts = append(parts, r.String())
 	}
 	return strings.Join(parts, ",")
+}
+
+// assertionVerdict is PASS, FAIL or NO DATA.
+func assertionVerdict(a results.Assertion) string {
+	if a.NoData {
+		return results.NoData
+	}
+	return passFail(a.Pass)
 }
 
 func passFail(ok bool) string {

@@ -20,6 +20,10 @@ import (
 const (
 	Pass = "PASS"
 	Fail = "FAIL"
+	// NoData is the verdict of an assertion (and of a step whose other
+	// assertions passed) over a window without a single sample: nothing was
+	// measured, so nothing passed. A run with a NO DATA step fails.
+	NoData = "NO DATA"
 )
 
 // Summary is the one-screen outcome of a run. Counts are messages.
@@ -97,6 +101,9 @@ type Assertion struct {
 	Measured string  `json:"measured"`
 	Value    float64 `json:"value"`
 	Pass     bool    `json:"pass"`
+	// NoData is true when the window had no samples: Pass is false and
+	// Measured says NO DATA.
+	NoData bool `json:"no_data,omitempty"`
 }
 
 // Step is one scenario step as it ran.
