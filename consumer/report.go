@@ -101,8 +101,8 @@ type StreamReport struct {
 	// Below holds the sequences that arrived below an adopted stream's
 	// baseline (counted in Reordered the first time).
 	Below seqrange.Set `json:"below,omitzero"`
-	Gaps           uint64       `json:"gaps"`
-	Late           uint64       `json:"late"`
+	Gaps  uint64       `json:"gaps"`
+	Late  uint64       `json:"late"`
 	// Lost holds the sequences declared lost and still missing,
 	// LostDeclared every sequence ever declared lost.
 	Lost         seqrange.Set `json:"lost"`

@@ -25,6 +25,25 @@ type Workload interface {
 	Finish(ctx context.Context) (*Final, error)
 }
 
+// Preflighter is implemented by targets whose measurements come from
+// elsewhere (Prometheus, the fleet's published accounting). Preflight
+// checks that every one can be reached; the Runner calls it before the first
+// step and stops the run (exit 2) when it fails: without data there is no
+// verdict.
+type Preflighter interface {
+	Preflight(ctx context.Context) error
+}
+
+// Reconciler is implemented by targets that observe a fleet running on its
+// own (Kubernetes): Reconcile returns the fleet's exact outcome from its
+// published accounting at the end of the run.
+type Reconciler interface {
+	Reconcile(ctx context.Context, lossGrace time.Duration) (*Final, error)
+}
+
+// ErrPreflight wraps a failed preflight check.
+var ErrPreflight = errors.New("preflight")
+
 // Final is a run's reconciled outcome as a Workload reports it.
 type Final struct {
 	Summary       results.Summary
@@ -80,6 +99,11 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 		}
 		faults[i] = f
 	}
+	if pf, ok := r.Target.(Preflighter); ok {
+		if err := pf.Preflight(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %w (no verdict without data; nothing was started)", ErrPreflight, err)
+		}
+	}
 	wl, runsWorkload := r.Target.(Workload)
 	if runsWorkload {
 		slog.Info("workload start", "scenario", sc.Name, "target", r.Target.Name())
@@ -129,6 +153,16 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 			stopSampling()
 			wg.Wait()
 			return nil, fmt.Errorf("finish workload: %w", err)
+		}
+		final = f
+	} else if rc, ok := r.Target.(Reconciler); ok {
+		r.setCurrent("reconciling")
+		slog.Info("fleet reconcile", "scenario", sc.Name, "settle", sc.Workload.LossGrace.D())
+		f, err := rc.Reconcile(finish, sc.Workload.LossGrace.D())
+		if err != nil {
+			stopSampling()
+			wg.Wait()
+			return nil, fmt.Errorf("reconcile the fleet: %w", err)
 		}
 		final = f
 	}

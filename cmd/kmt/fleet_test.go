@@ -218,7 +218,7 @@ func TestFleetReconcileProcesses(t *testing.T) {
 		"--rate", "200", "--accounting-interval", "300ms")
 	time.Sleep(3 * time.Second)
 	p2.signal(t, syscall.SIGKILL) // its last acks die with it
-	c3 := consume("c3")            // partitions move to a late joiner
+	c3 := consume("c3")           // partitions move to a late joiner
 	time.Sleep(2 * time.Second)
 	c1.signal(t, syscall.SIGKILL) // its partitions move after the session timeout
 	// A replicator re-delivering a range: copies of records the consumers

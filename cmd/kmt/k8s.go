@@ -12,6 +12,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/kmtproject/kmt/controller"
+	"github.com/kmtproject/kmt/controller/fleet"
 	"github.com/kmtproject/kmt/controller/kubernetes"
 	"github.com/kmtproject/kmt/controller/scenario"
 	"github.com/kmtproject/kmt/internal/exit"
@@ -104,6 +105,8 @@ func k8sTargetFlags() []cli.Flag {
 		&cli.StringFlag{Name: "k8s-source-context", Usage: "kubeconfig context of the source cluster (default: the current one)"},
 		&cli.PathFlag{Name: "k8s-destination-kubeconfig", Usage: "kubeconfig of the destination cluster (default: in-cluster service account, else $KUBECONFIG)"},
 		&cli.StringFlag{Name: "k8s-destination-context", Usage: "kubeconfig context of the destination cluster (default: the current one)"},
+		&cli.StringFlag{Name: "k8s-accounting-topic", Value: fleet.DefaultTopic, Usage: "compacted topic, on both clusters, that the fleet's kmt produce and kmt consume pods publish their accounting into (the final step reconciles it through --k8s-*-bootstrap)"},
+		&cli.StringFlag{Name: "k8s-topic-prefix", Usage: "prefix the replicator adds to destination topic names (as the consumers' --topic-prefix)"},
 		&cli.StringFlag{Name: "k8s-source-namespace", Value: kubernetes.DefaultSourceNamespace, Usage: "namespace of the source Kafka cluster and the producers"},
 		&cli.StringFlag{Name: "k8s-destination-namespace", Value: kubernetes.DefaultDestinationNamespace, Usage: "namespace of the destination Kafka cluster, the replicator and the consumers"},
 		&cli.StringFlag{Name: "k8s-broker-statefulset", Value: kubernetes.DefaultBrokerStatefulSet, Usage: "broker StatefulSet in both namespaces"},
@@ -198,6 +201,8 @@ func kubernetesTarget(c *cli.Context, sc *scenario.Scenario) (controller.Target,
 		SourceKafka:          srcKafka,
 		DestinationKafka:     dstKafka,
 		PrometheusURL:        c.String("prometheus-url"),
+		AccountingTopic:      c.String("k8s-accounting-topic"),
+		TopicPrefix:          c.String("k8s-topic-prefix"),
 		ReadyTimeout:         c.Duration("k8s-ready-timeout"),
 		LatencyWindow:        c.Duration("k8s-latency-window"),
 	})

@@ -102,3 +102,27 @@ func collect(ctx context.Context, r *readback.Reader, topic string) (*Collected,
 	}
 	return out, nil
 }
+
+// Probe checks that the cluster conn can be reached and holds the
+// accounting topic (topic "": DefaultTopic), without reading it: the
+// preflight of a run whose final step reconciles the fleet.
+func Probe(ctx context.Context, conn kafkaconf.Conn, topic string) error {
+	if topic == "" {
+		topic = DefaultTopic
+	}
+	r, err := readback.Open(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("fleet accounting on %s: %w", conn, err)
+	}
+	defer r.Close()
+	topics, err := r.Client().Topics()
+	if err != nil {
+		return fmt.Errorf("fleet accounting on %s: list topics: %w", conn, err)
+	}
+	for _, t := range topics {
+		if t == topic {
+			return nil
+		}
+	}
+	return fmt.Errorf("fleet accounting on %s: topic %s: %w (are the kmt producers and consumers publishing with --accounting-topic?)", conn, topic, ErrNoAccounting)
+}

@@ -41,6 +41,18 @@ type Config struct {
 	AccountingTopic string
 	// AnomalyLimit caps the listed anomalies. Default 1000.
 	AnomalyLimit int
+	// Settle, when positive, reconciles a fleet that is still running: the
+	// producers' accounting is taken first, then Reconcile waits Settle
+	// (the loss grace: what was acknowledged by then has had time to
+	// arrive) before taking the consumers'. Producer runs that published
+	// within Stale before the snapshot are alive: only what they had
+	// acknowledged at the snapshot is judged, sequences they sent later
+	// are ignored, and nothing is inferred from the source for them.
+	// Default 0: the fleet has stopped (kmt reconcile after a run).
+	Settle time.Duration
+	// Stale is how old a running producer's last publication may be
+	// before it counts as killed. Default 10s.
+	Stale time.Duration
 }
 
 // Result is a reconciled fleet run: the Final a local run would give, and
@@ -97,6 +109,18 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 	if prodRecs == nil {
 		prodRecs = &Collected{}
 	}
+	snapshot := time.Now()
+	if cfg.Settle > 0 {
+		slog.Info("reconcile: producers' accounting taken; waiting for what they acknowledged to arrive", "settle", cfg.Settle)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("reconcile: %w", ctx.Err())
+		case <-time.After(cfg.Settle):
+		}
+	}
+	if cfg.Stale <= 0 {
+		cfg.Stale = 10 * time.Second
+	}
 	consRecs, err := collect(ctx, dst, cfg.AccountingTopic)
 	if err != nil && !errors.Is(err, ErrNoAccounting) {
 		return nil, fmt.Errorf("reconcile: destination cluster: %w", err)
@@ -114,6 +138,7 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 	// Producers: the published acknowledgements.
 	var produced []reconcile.Produced
 	finalRun := map[string]bool{} // producer/run -> stopped cleanly
+	alive := map[string]bool{}    // producer/run -> still running at the snapshot (Settle)
 	byStream := map[message.StreamID]int{}
 	topicSet := map[string]bool{}
 	for _, r := range prodRecs.Producers {
@@ -126,6 +151,9 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 			res.Producers++
 		}
 		finalRun[run] = finalRun[run] || r.Final
+		if cfg.Settle > 0 && !r.Final && snapshot.Sub(r.At) < cfg.Stale {
+			alive[run] = true
+		}
 		for _, s := range r.Streams {
 			id := message.StreamID{Topic: r.Topic, Producer: r.Producer, Run: r.Run, Key: s.Key}
 			byStream[id] = len(produced)
@@ -176,7 +204,7 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 	unpublished := map[string]bool{}
 	for id, set := range srcStreams {
 		run := id.Producer + "/" + id.Run
-		if finalRun[run] {
+		if finalRun[run] || alive[run] {
 			continue
 		}
 		i, ok := byStream[id]
@@ -234,6 +262,12 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 			foreign += r.Partition.Foreign
 			for _, s := range r.Streams {
 				id := message.StreamID{Topic: source, Producer: s.Producer, Run: s.Run, Key: s.Key}
+				if alive[s.Producer+"/"+s.Run] {
+					// Judge only what the producer had sent at the snapshot.
+					if i, ok := byStream[id]; ok {
+						s.Seen = s.Seen.Intersect(seqrange.Of(seqrange.Range{Lo: 0, Hi: produced[i].Sent}))
+					}
+				}
 				received = append(received, reconcile.Received{Stream: id, Seen: s.Seen, Duplicates: s.Duplicates,
 					DuplicatedSeqs: s.DuplicatedSeqs, Reordered: s.Reordered, Late: s.Late})
 				a := streams[id]

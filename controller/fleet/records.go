@@ -88,7 +88,7 @@ type ConsumedStream struct {
 	// (counted in Reordered): in the union, those another process saw are
 	// re-reads or duplicates, not reorders.
 	Below seqrange.Set `json:"below,omitzero"`
-	Late           uint64       `json:"late,omitempty"`
+	Late  uint64       `json:"late,omitempty"`
 	// First and Last are the first and last arrival times.
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
@@ -98,10 +98,10 @@ type ConsumedStream struct {
 // histogram, published with its partitions. Key
 // consumer/<id>/<instance>/latency.
 type LatencyRecord struct {
-	V        int       `json:"v"`
-	Consumer string    `json:"consumer"`
-	Instance string    `json:"instance"`
-	At       time.Time `json:"at"`
+	V        int        `json:"v"`
+	Consumer string     `json:"consumer"`
+	Instance string     `json:"instance"`
+	At       time.Time  `json:"at"`
 	Latency  *Histogram `json:"latency"`
 }
 

@@ -79,6 +79,13 @@ type Config struct {
 	// an error saying so.
 	SourceKafka      kafkaconf.Conn
 	DestinationKafka kafkaconf.Conn
+	// AccountingTopic is the compacted topic the fleet's pods publish their
+	// accounting into, on both clusters (Preflight and Reconcile read it).
+	// Default fleet.DefaultTopic.
+	AccountingTopic string
+	// TopicPrefix is the prefix the replicator adds to destination topic
+	// names. Default "".
+	TopicPrefix string
 	// ReplicationFactor of topics CreateTopic creates. Default 3.
 	ReplicationFactor int16
 
