@@ -92,6 +92,9 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.AnomalyLimit <= 0 {
 		cfg.AnomalyLimit = 1000
 	}
+	if cfg.AccountingTopic == "" {
+		cfg.AccountingTopic = DefaultTopic
+	}
 	src, err := readback.Open(ctx, cfg.Source)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: source cluster: %w", err)

@@ -30,7 +30,7 @@ func (t *Target) Preflight(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("no %s Kafka bootstrap (--k8s-%s-bootstrap): the fleet's accounting cannot be collected", c.name, c.name))
 		}
 	}
-	if len(errs) == 0 {
+	if len(t.cfg.SourceKafka.Brokers) > 0 && len(t.cfg.DestinationKafka.Brokers) > 0 {
 		if err := fleetacct.Probe(ctx, t.cfg.SourceKafka, t.cfg.AccountingTopic); err != nil {
 			errs = append(errs, fmt.Errorf("source cluster: %w", err))
 		}
