@@ -23,8 +23,8 @@ import (
 func TestPreflightWithoutData(t *testing.T) {
 	src, dst := startCluster(t, "source"), startCluster(t, "destination")
 	tg, _, _, _ := twoRegions(t, 0, Config{
-		PrometheusURL: "http://127.0.0.1:1", // nothing listens on port 1
-		SourceKafka:   kafkaconf.Conn{Brokers: src.Addrs(), ConnectTimeout: 5 * time.Second},
+		PrometheusURL:    "http://127.0.0.1:1", // nothing listens on port 1
+		SourceKafka:      kafkaconf.Conn{Brokers: src.Addrs(), ConnectTimeout: 5 * time.Second},
 		DestinationKafka: kafkaconf.Conn{Brokers: dst.Addrs(), ConnectTimeout: 5 * time.Second},
 	})
 	sc, err := scenario.Parse([]byte("workload: {duration: 5s}\nsteps:\n  - {at: 1s, action: kill-broker, cluster: source}\nexpect: [lost == 0]\n"))
