@@ -362,3 +362,20 @@ func TestFleetAgainstLocal(t *testing.T) {
 	local.signal(t, syscall.SIGTERM)
 	local.wait(t, time.Minute)
 }
+
+// TestReconcileUsage: bad flags, an unreachable cluster and clusters
+// without any accounting all exit 2, naming the flag or the cause.
+func TestReconcileUsage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	src := kafkatest.Embedded(t, embedded.Name("source"))
+	dst := kafkatest.Embedded(t, embedded.Name("destination"))
+	s, d := strings.Join(src.Addrs(), ","), strings.Join(dst.Addrs(), ",")
+	expectUsage(ctx, t, "--source-bootstrap-servers is required", "reconcile", "--destination-bootstrap-servers", d)
+	expectUsage(ctx, t, "--destination-bootstrap-servers is required", "reconcile", "--source-bootstrap-servers", s)
+	expectUsage(ctx, t, "--anomaly-limit 0", "reconcile", "--source-bootstrap-servers", s, "--destination-bootstrap-servers", d, "--anomaly-limit", "0")
+	expectUsage(ctx, t, "--accounting-topic", "reconcile", "--source-bootstrap-servers", s, "--destination-bootstrap-servers", d, "--accounting-topic", "")
+	expectUsage(ctx, t, "no verdict without data", "reconcile", "--source-bootstrap-servers", s, "--destination-bootstrap-servers", d)
+	expectUsage(ctx, t, "cannot reach Kafka brokers 127.0.0.1:1", "reconcile", "--source-bootstrap-servers", "127.0.0.1:1",
+		"--destination-bootstrap-servers", d, "--connect-timeout", "1s")
+}
