@@ -97,9 +97,17 @@ func consumeRun(c *cli.Context) error {
 		Encoding:    enc,
 		ID:          c.String("id"),
 	}
+	if err := cfg.Validate(); err != nil {
+		return consumeConfigError(err)
+	}
 	ctx := c.Context
 	reg := metricsserver.NewRegistry()
 	m := consumer.NewMetrics(reg)
+	srv, err := metricsserver.Start(ctx, c.String("metrics-addr"), reg, false)
+	if err != nil {
+		return exit.Usagef("consume: --metrics-addr: %v", err)
+	}
+	defer srv.Close()
 	lopts := []consumer.LedgerOption{consumer.WithLossGrace(c.Duration("loss-grace")), consumer.WithMaxStreams(c.Int("max-streams"))}
 	pub, err := accountingPublisher(c, conn, reg)
 	if err != nil {
@@ -121,21 +129,8 @@ func consumeRun(c *cli.Context) error {
 	ledger := consumer.NewLedger(m, lopts...)
 	cons, err := consumer.New(conn, cfg, ledger, m)
 	if err != nil {
-		var ce *consumer.ConfigError
-		if errors.As(err, &ce) {
-			flag := consumeFlags[ce.Field]
-			if flag == "" {
-				flag = ce.Field
-			}
-			return exit.Usagef("consume: %s: %s", flag, ce.Reason)
-		}
-		return exit.Usagef("consume: %v", err)
+		return consumeConfigError(err)
 	}
-	srv, err := metricsserver.Start(ctx, c.String("metrics-addr"), reg, false)
-	if err != nil {
-		return exit.Usagef("consume: --metrics-addr: %v", err)
-	}
-	defer srv.Close()
 
 	if d := c.Duration("duration"); d > 0 {
 		var cancel context.CancelFunc
@@ -170,6 +165,20 @@ func consumeRun(c *cli.Context) error {
 			last, lastAt = cur, now
 		}
 	}
+}
+
+// consumeConfigError turns a consumer configuration error into a usage
+// error naming the flag.
+func consumeConfigError(err error) error {
+	var ce *consumer.ConfigError
+	if errors.As(err, &ce) {
+		flag := consumeFlags[ce.Field]
+		if flag == "" {
+			flag = ce.Field
+		}
+		return exit.Usagef("consume: %s: %s", flag, ce.Reason)
+	}
+	return exit.Usagef("consume: %v", err)
 }
 
 // consumeStatus writes one status line: unique receive rate, the anomaly
