@@ -1,0 +1,383 @@
+package deploy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	k8s "k8s.io/client-go/kubernetes"
+
+	"github.com/kmtproject/kmt/internal/k8stest"
+)
+
+// applyOverlay renders a kustomization and applies every object
+// server-side, failing on any rejection and on any warning.
+func applyOverlay(ctx context.Context, t *testing.T, a *k8stest.Applier, dir string) []object {
+	t.Helper()
+	objs := render(t, dir)
+	before := len(a.Warnings())
+	// Namespaces first, as kubectl apply orders them.
+	sort.SliceStable(objs, func(i, j int) bool { return objs[i].gvk.Kind == "Namespace" && objs[j].gvk.Kind != "Namespace" })
+	for _, o := range objs {
+		var u unstructured.Unstructured
+		if err := json.Unmarshal(o.raw, &u.Object); err != nil {
+			t.Fatalf("%s: %v", o, err)
+		}
+		if _, err := a.Apply(ctx, &u); err != nil {
+			t.Errorf("%s: %s rejected: %v", dir, o, err)
+		}
+	}
+	if w := a.Warnings()[before:]; len(w) > 0 {
+		t.Errorf("%s: the API server warned:\n  %s", dir, strings.Join(w, "\n  "))
+	}
+	return objs
+}
+
+// waitWorkloads waits until every Deployment and StatefulSet of objs has
+// all its replicas Ready (kwok runs them), and fails on a pod the API
+// server refused (FailedCreate events, e.g. Pod Security).
+func waitWorkloads(ctx context.Context, t *testing.T, cs k8s.Interface, objs []object) {
+	t.Helper()
+	for _, o := range objs {
+		var ready func() (bool, string, error)
+		switch o.gvk.Kind {
+		case "Deployment":
+			ready = func() (bool, string, error) {
+				d, err := cs.AppsV1().Deployments(o.namespace).Get(ctx, o.name, metav1.GetOptions{})
+				if err != nil {
+					return false, "", err
+				}
+				want := ptrOr(d.Spec.Replicas, 1)
+				return d.Status.ObservedGeneration >= d.Generation && d.Status.ReadyReplicas == want && d.Status.UpdatedReplicas == want,
+					fmt.Sprintf("%d/%d ready", d.Status.ReadyReplicas, want), nil
+			}
+		case "StatefulSet":
+			ready = func() (bool, string, error) {
+				s, err := cs.AppsV1().StatefulSets(o.namespace).Get(ctx, o.name, metav1.GetOptions{})
+				if err != nil {
+					return false, "", err
+				}
+				want := ptrOr(s.Spec.Replicas, 1)
+				return s.Status.ObservedGeneration >= s.Generation && s.Status.ReadyReplicas == want,
+					fmt.Sprintf("%d/%d ready", s.Status.ReadyReplicas, want), nil
+			}
+		default:
+			continue
+		}
+		var last string
+		err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+			ok, s, err := ready()
+			last = s
+			return ok, err
+		})
+		if err != nil {
+			t.Errorf("%s not ready (%s): %v%s", o, last, err, events(ctx, cs, o.namespace))
+		}
+	}
+	for _, ns := range kmtNamespaces {
+		ev, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=FailedCreate"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ev.Items {
+			t.Errorf("%s %s/%s: %s", e.Reason, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Message)
+		}
+	}
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// events renders ns's Warning events, for a failure message.
+func events(ctx context.Context, cs k8s.Interface, ns string) string {
+	ev, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, e := range ev.Items {
+		fmt.Fprintf(&b, "\n  %s %s/%s: %s", e.Reason, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Message)
+	}
+	return b.String()
+}
+
+// TestOverlaysOnARealAPIServer applies every kustomization of deploy/ to a
+// real API server, server-side, with the CRDs they use installed from
+// their projects and both namespaces enforcing the restricted Pod Security
+// Standard: nothing is rejected, nothing is warned about, and every
+// workload's pods are admitted and become Ready (kwok plays the kubelet).
+// The two-cluster overlays (source, destination, chaos/two-clusters) go
+// first, then the single-cluster ones over them.
+func TestOverlaysOnARealAPIServer(t *testing.T) {
+	c := k8stest.Start(t)
+	c.InstallCRDs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	a := c.Applier(t)
+	for _, group := range [][]string{
+		{"overlays/source", "overlays/destination", "chaos/two-clusters"},
+		{"overlays/single-cluster", "chaos/single-cluster"},
+	} {
+		// The controller Job's pod template is immutable: each group
+		// starts without it, as make k8s-chaos deletes it first.
+		prop := metav1.DeletePropagationForeground
+		_ = c.Client.BatchV1().Jobs("kmt-destination").Delete(ctx, "kmt-controller", metav1.DeleteOptions{PropagationPolicy: &prop})
+		if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := c.Client.BatchV1().Jobs("kmt-destination").Get(ctx, "kmt-controller", metav1.GetOptions{})
+			return err != nil, nil
+		}); err != nil {
+			t.Fatalf("job kmt-controller not deleted: %v", err)
+		}
+		var objs []object
+		for _, dir := range group {
+			objs = append(objs, applyOverlay(ctx, t, a, dir)...)
+		}
+		waitWorkloads(ctx, t, c.Client, objs)
+	}
+	for _, ns := range kmtNamespaces {
+		n, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+			t.Errorf("namespace %s labels %v: want Pod Security restricted enforced", ns, n.Labels)
+		}
+	}
+	// The controller Job's pod was admitted under restricted too.
+	pods, err := c.Client.CoreV1().Pods("kmt-destination").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=kmt-controller"})
+	if err != nil || len(pods.Items) == 0 {
+		t.Errorf("controller Job pod: %v, %d pods%s", err, len(pods.Items), events(ctx, c.Client, "kmt-destination"))
+	}
+}
+
+// access is one request the controller makes (or must not be able to).
+type access struct {
+	ns, verb, group, resource, sub, name string
+}
+
+func (a access) String() string {
+	r := a.resource
+	if a.sub != "" {
+		r += "/" + a.sub
+	}
+	if a.group != "" {
+		r += "." + a.group
+	}
+	if a.name != "" {
+		r += " " + a.name
+	}
+	ns := a.ns
+	if ns == "" {
+		ns = "(cluster)"
+	}
+	return fmt.Sprintf("%s %s in %s", a.verb, r, ns)
+}
+
+// controllerNeeds is every API request controller/kubernetes makes in a
+// namespace holding Kafka, the replicator or the fleet (both regions): the
+// calls of brokers.go, replicator.go, topics.go and network.go.
+func controllerNeeds(ns string) []access {
+	out := []access{
+		{ns, "get", "", "pods", "", ""},
+		{ns, "list", "", "pods", "", ""},
+		{ns, "delete", "", "pods", "", ""},
+		{ns, "list", "", "services", "", ""},
+		{ns, "get", "apps", "statefulsets", "", "kafka-broker"},
+		{ns, "get", "apps", "statefulsets", "scale", "kafka-broker"},
+		{ns, "update", "apps", "statefulsets", "scale", "kafka-broker"},
+		{ns, "get", "apps", "deployments", "", "mirrormaker2"},
+		{ns, "get", "apps", "deployments", "scale", "mirrormaker2"},
+		{ns, "update", "apps", "deployments", "scale", "mirrormaker2"},
+		{ns, "get", "apps", "deployments", "", "kmt-producer"},
+		{ns, "patch", "apps", "deployments", "", "kmt-producer"},
+		{ns, "get", "apps", "deployments", "", "kmt-consumer"},
+		{ns, "patch", "apps", "deployments", "", "kmt-consumer"},
+		{ns, "create", "chaos-mesh.org", "networkchaos", "", ""},
+		{ns, "get", "chaos-mesh.org", "networkchaos", "", ""},
+		{ns, "delete", "chaos-mesh.org", "networkchaos", "", ""},
+	}
+	return out
+}
+
+// controllerMustNot is a sample of what the controller must not be able to
+// do: anything cluster-wide, reading secrets, creating or changing
+// workloads beyond scaling, exec, RBAC, impersonation.
+func controllerMustNot(ns string) []access {
+	return []access{
+		{"", "list", "", "pods", "", ""},
+		{"", "list", "", "namespaces", "", ""},
+		{"", "get", "", "nodes", "", ""},
+		{"", "list", "chaos-mesh.org", "networkchaos", "", ""},
+		{"", "create", "rbac.authorization.k8s.io", "clusterrolebindings", "", ""},
+		{"", "impersonate", "", "serviceaccounts", "", ""},
+		{ns, "get", "", "secrets", "", ""},
+		{ns, "list", "", "secrets", "", ""},
+		{ns, "create", "", "pods", "", ""},
+		{ns, "create", "", "pods", "exec", ""},
+		{ns, "create", "", "pods", "eviction", ""},
+		{ns, "update", "", "pods", "", ""},
+		{ns, "deletecollection", "", "pods", "", ""},
+		{ns, "update", "", "configmaps", "", ""},
+		{ns, "create", "", "serviceaccounts", "token", "kmt-controller"},
+		{ns, "patch", "apps", "deployments", "", "mirrormaker2"},
+		{ns, "update", "apps", "deployments", "", "kmt-producer"},
+		{ns, "delete", "apps", "deployments", "", "kmt-producer"},
+		{ns, "create", "apps", "deployments", "", ""},
+		{ns, "patch", "apps", "statefulsets", "", "kafka-broker"},
+		{ns, "delete", "apps", "statefulsets", "", "kafka-broker"},
+		{ns, "create", "", "services", "", ""},
+		{ns, "update", "chaos-mesh.org", "networkchaos", "", ""},
+		{ns, "create", "chaos-mesh.org", "podchaos", "", ""},
+		{ns, "create", "rbac.authorization.k8s.io", "rolebindings", "", ""},
+		{ns, "bind", "rbac.authorization.k8s.io", "roles", "", ""},
+		{ns, "escalate", "rbac.authorization.k8s.io", "roles", "", ""},
+	}
+}
+
+// TestControllerRBACOnARealAPIServer checks the controller's permissions
+// as the API server's authorizer sees them, for its real ServiceAccounts:
+// with SubjectAccessReviews, everything controller/kubernetes calls is
+// allowed and a sample of everything else is denied; with a
+// SelfSubjectRulesReview made as the ServiceAccount, the rules it holds in
+// each namespace are exactly those it needs (nothing else), and it holds
+// none in namespaces other than kmt's.
+func TestControllerRBACOnARealAPIServer(t *testing.T) {
+	c := k8stest.Start(t)
+	c.InstallCRDs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a := c.Applier(t)
+	// Single cluster: the controller (kmt-destination's ServiceAccount)
+	// acts on both namespaces. Two clusters: each region's own
+	// ServiceAccount acts on its namespace (the source's through its token).
+	applyOverlay(ctx, t, a, "overlays/single-cluster")
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	type subject struct {
+		sa  string   // ServiceAccount namespace
+		nss []string // namespaces it acts on
+	}
+	for _, s := range []subject{{"kmt-destination", []string{"kmt-destination", "kmt-source"}}} {
+		user := "system:serviceaccount:" + s.sa + ":kmt-controller"
+		check := func(ac access) bool {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:   user,
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + s.sa, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: ac.ns, Verb: ac.verb, Group: ac.group, Resource: ac.resource, Subresource: ac.sub, Name: ac.name,
+				},
+			}}
+			r, err := c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("%s: %v", ac, err)
+			}
+			return r.Status.Allowed
+		}
+		for _, ns := range s.nss {
+			for _, ac := range controllerNeeds(ns) {
+				if !check(ac) {
+					t.Errorf("%s: denied %s, which the controller needs", user, ac)
+				}
+			}
+			for _, ac := range controllerMustNot(ns) {
+				if check(ac) {
+					t.Errorf("%s: allowed %s", user, ac)
+				}
+			}
+		}
+		for _, ac := range controllerNeeds("elsewhere") {
+			if check(ac) {
+				t.Errorf("%s: allowed %s outside kmt's namespaces", user, ac)
+			}
+		}
+
+		// Exactly these rules, as the ServiceAccount itself sees them.
+		_, saCfg := c.ServiceAccountKubeconfig(t, s.sa, "kmt-controller", "sa")
+		sacs := k8s.NewForConfigOrDie(saCfg)
+		for _, ns := range append(slices.Clone(s.nss), "elsewhere") {
+			got := rulesOf(ctx, t, sacs, ns)
+			var want []string
+			if ns != "elsewhere" {
+				want = wantControllerRules
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s in %s holds rules\n  %s\nwant exactly\n  %s", user, ns, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		}
+	}
+}
+
+// wantControllerRules are the controller Role's rules flattened to one
+// "verb group/resource[ name]" per line, sorted.
+var wantControllerRules = func() []string {
+	var out []string
+	for _, r := range wantRoles["kmt-controller"] {
+		out = append(out, flatten(r.Verbs, r.APIGroups, r.Resources, r.ResourceNames)...)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}()
+
+func flatten(verbs, groups, resources, names []string) []string {
+	var out []string
+	if len(names) == 0 {
+		names = []string{""}
+	}
+	for _, v := range verbs {
+		for _, g := range groups {
+			for _, r := range resources {
+				for _, n := range names {
+					s := v + " " + g + "/" + r
+					if n != "" {
+						s += " " + n
+					}
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// rulesOf returns the resource rules cs's user holds in ns, flattened and
+// sorted, without those every authenticated user holds (reviewing its own
+// access, which system:basic-user grants cluster-wide).
+func rulesOf(ctx context.Context, t *testing.T, cs k8s.Interface, ns string) []string {
+	t.Helper()
+	r, err := cs.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
+		Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: ns},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("selfsubjectrulesreview in %s: %v", ns, err)
+	}
+	if r.Status.Incomplete {
+		t.Errorf("selfsubjectrulesreview in %s incomplete: %s", ns, r.Status.EvaluationError)
+	}
+	var out []string
+	for _, rr := range r.Status.ResourceRules {
+		for _, s := range flatten(rr.Verbs, rr.APIGroups, rr.Resources, rr.ResourceNames) {
+			if strings.HasPrefix(s, "create authorization.k8s.io/selfsubject") || strings.HasPrefix(s, "create authentication.k8s.io/selfsubjectreviews") {
+				continue
+			}
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
