@@ -380,4 +380,3 @@ func rulesOf(ctx context.Context, t *testing.T, cs k8s.Interface, ns string) []s
 	sort.Strings(out)
 	return slices.Compact(out)
 }
-
