@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // FieldManager is the field manager of the objects Apply applies.
@@ -182,4 +185,30 @@ func (c *Cluster) InstallCRDs(t testing.TB) []string {
 		t.Logf("k8stest: warnings while installing the CRDs (upstream's, not kmt's): %q", w)
 	}
 	return names
+}
+
+// ApplyKustomization builds the kustomization in dir as kubectl apply -k
+// would (kustomize's Go API, default options) and applies every object,
+// namespaces first. It returns the objects applied.
+func (a *Applier) ApplyKustomization(ctx context.Context, dir string) ([]*unstructured.Unstructured, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, r := range rm.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	sort.SliceStable(objs, func(i, j int) bool { return objs[i].GetKind() == "Namespace" && objs[j].GetKind() != "Namespace" })
+	for _, o := range objs {
+		if _, err := a.Apply(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
 }

@@ -482,3 +482,67 @@ func poll(ctx context.Context, f func() (bool, error)) error {
 		}
 	}
 }
+
+// WaitWorkloads waits until every Deployment and StatefulSet in the
+// namespaces has all its replicas Ready and of its current revision,
+// failing the test after timeout with the namespaces' Warning events.
+func (c *Cluster) WaitWorkloads(t testing.TB, timeout time.Duration, namespaces ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last string
+	err := poll(ctx, func() (bool, error) {
+		for _, ns := range namespaces {
+			deps, err := c.Client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, d := range deps.Items {
+				want := int32(1)
+				if d.Spec.Replicas != nil {
+					want = *d.Spec.Replicas
+				}
+				s := d.Status
+				if s.ObservedGeneration < d.Generation || s.Replicas != want || s.ReadyReplicas != want || s.UpdatedReplicas != want {
+					last = fmt.Sprintf("deployment %s/%s: %d/%d ready, %d updated", ns, d.Name, s.ReadyReplicas, want, s.UpdatedReplicas)
+					return false, nil
+				}
+			}
+			sts, err := c.Client.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, st := range sts.Items {
+				want := int32(1)
+				if st.Spec.Replicas != nil {
+					want = *st.Spec.Replicas
+				}
+				s := st.Status
+				if s.ObservedGeneration < st.Generation || s.Replicas != want || s.ReadyReplicas != want {
+					last = fmt.Sprintf("statefulset %s/%s: %d/%d ready", ns, st.Name, s.ReadyReplicas, want)
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("k8stest: workloads in %v not ready after %s: %s%s", namespaces, timeout, last, c.Events(namespaces...))
+	}
+}
+
+// Events renders the Warning events of the namespaces, one per line, for
+// failure messages.
+func (c *Cluster) Events(namespaces ...string) string {
+	var b strings.Builder
+	for _, ns := range namespaces {
+		ev, err := c.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "type=Warning"})
+		if err != nil {
+			continue
+		}
+		for _, e := range ev.Items {
+			fmt.Fprintf(&b, "\n  %s %s %s/%s: %s", ns, e.Reason, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Message)
+		}
+	}
+	return b.String()
+}
