@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -16,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kmtproject/kmt/internal/k8stest"
 )
@@ -379,4 +384,161 @@ func rulesOf(ctx context.Context, t *testing.T, cs k8s.Interface, ns string) []s
 	}
 	sort.Strings(out)
 	return slices.Compact(out)
+}
+
+// helmStub stands in for helm, whose charts need the internet: it says so
+// and does nothing. (Container images need nothing: kwok runs no
+// containers.)
+const helmStub = `#!/bin/sh
+echo "helm (stubbed in the real-API-server tests: charts need the internet): helm $*"
+`
+
+// realMake runs make TARGET in sb against the real API server, kubeconfig
+// KUBECONFIG, with the real kubectl and the helm stub on PATH.
+func realMake(t *testing.T, sb *sandbox, kubeconfig string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", append([]string{"--no-print-directory", "IMAGE=registry.example/kmt:test", "K8S_TIMEOUT=3m"}, args...)...)
+	cmd.Dir = sb.dir
+	for _, e := range os.Environ() {
+		k, _, _ := strings.Cut(e, "=")
+		switch k {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SOURCE_CONTEXT", "DEST_CONTEXT", "KOPS_STATE_STORE", "IMAGE", "VERSION", "SCENARIO", "KUBECONFIG":
+			continue
+		case "PATH":
+			e = "PATH=" + sb.bin + string(os.PathListSeparator) + strings.TrimPrefix(e, "PATH=")
+		}
+		cmd.Env = append(cmd.Env, e)
+	}
+	cmd.Env = append(cmd.Env, "KUBECONFIG="+kubeconfig)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make %s: %v after %s\n%s", strings.Join(args, " "), err, time.Since(start).Round(time.Second), out)
+	}
+	t.Logf("make %s: %s", strings.Join(args, " "), time.Since(start).Round(time.Second))
+	return string(out)
+}
+
+// fleetPods returns the UIDs of every pod of the kmt fleet (producers and
+// consumers), terminating ones included.
+func fleetPods(ctx context.Context, t *testing.T, cs k8s.Interface) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, ns := range kmtNamespaces {
+		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name in (kmt-producer,kmt-consumer)"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range l.Items {
+			out[string(p.UID)] = ns + "/" + p.Name
+		}
+	}
+	return out
+}
+
+// TestMakeTargetsRealAPIServer runs k8s.mk's targets with the real kubectl
+// against a real API server, both regions in one cluster
+// (SOURCE_CONTEXT=DEST_CONTEXT) and then as two contexts: make k8s-all
+// brings Kafka, MirrorMaker 2 and the fleet up (helm stubbed; the test
+// makes what the charts would have: the PodMonitor CRD, the monitoring
+// namespace and Grafana's Secret), make k8s-delete-tests returns only once
+// the fleet's pods are gone (foreground cascade), and make
+// k8s-redeploy-tests replaces every fleet pod with a new Ready one.
+func TestMakeTargetsRealAPIServer(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Fatalf("kubectl is not on PATH: %v", err)
+	}
+	c := k8stest.Start(t)
+	c.InstallCRDs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "monitoring"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client.CoreV1().Secrets("monitoring").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-prometheus-stack-grafana"},
+		Data:       map[string][]byte{"admin-password": []byte("s3cret")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sb := newSandbox(t)
+	if err := os.Remove(filepath.Join(sb.bin, "kubectl")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(sb.bin, "helm"), []byte(helmStub))
+	if err := os.Chmod(filepath.Join(sb.bin, "helm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	one := []string{"SOURCE_CONTEXT=" + c.Context, "DEST_CONTEXT=" + c.Context}
+
+	out := realMake(t, sb, c.Kubeconfig, append([]string{"k8s-all"}, one...)...)
+	// kubectl get --raw /readyz prints "ok" without a newline: the target
+	// adds it, so the next line does not start glued to it.
+	if !regexp.MustCompile(`(?m)^ok$`).MatchString(out) || strings.Contains(out, "ok==") {
+		t.Errorf("k8s-all: the readiness output is not a line of its own:\n%s", out)
+	}
+	for _, want := range []string{"helm (stubbed", "== ready", "password s3cret"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("k8s-all output lacks %q:\n%s", want, out)
+		}
+	}
+	c.WaitWorkloads(t, 2*time.Minute, kmtNamespaces...)
+	first := fleetPods(ctx, t, c.Client)
+	if len(first) == 0 {
+		t.Fatal("k8s-all started no fleet pods")
+	}
+
+	realMake(t, sb, c.Kubeconfig, append([]string{"k8s-delete-tests"}, one...)...)
+	if left := fleetPods(ctx, t, c.Client); len(left) != 0 {
+		t.Errorf("k8s-delete-tests returned with fleet pods still there: %v", left)
+	}
+	for _, ns := range kmtNamespaces {
+		if _, err := c.Client.AppsV1().StatefulSets(ns).Get(ctx, "kafka-broker", metav1.GetOptions{}); err != nil {
+			t.Errorf("k8s-delete-tests removed Kafka: %v", err)
+		}
+	}
+
+	realMake(t, sb, c.Kubeconfig, append([]string{"k8s-redeploy-tests"}, one...)...)
+	second := fleetPods(ctx, t, c.Client)
+	if len(second) != len(first) {
+		t.Errorf("after k8s-redeploy-tests %d fleet pods, want %d: %v", len(second), len(first), second)
+	}
+	for uid, name := range second {
+		if _, old := first[uid]; old {
+			t.Errorf("k8s-redeploy-tests kept pod %s", name)
+		}
+	}
+	c.WaitWorkloads(t, 2*time.Minute, kmtNamespaces...)
+
+	// Two contexts on the one server: the two-cluster recipes (each region
+	// through its own context) redeploy and delete the fleet the same way.
+	two := filepath.Join(t.TempDir(), "kubeconfig")
+	kc, err := os.ReadFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.Load(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"src", "dst"} {
+		cfg.Contexts[name] = cfg.Contexts[c.Context].DeepCopy()
+	}
+	if err := clientcmd.WriteToFile(*cfg, two); err != nil {
+		t.Fatal(err)
+	}
+	both := []string{"SOURCE_CONTEXT=src", "DEST_CONTEXT=dst"}
+	realMake(t, sb, two, append([]string{"k8s-redeploy-tests"}, both...)...)
+	third := fleetPods(ctx, t, c.Client)
+	for uid, name := range third {
+		if _, old := second[uid]; old {
+			t.Errorf("k8s-redeploy-tests (two contexts) kept pod %s", name)
+		}
+	}
+	realMake(t, sb, two, append([]string{"k8s-delete-tests"}, both...)...)
+	if left := fleetPods(ctx, t, c.Client); len(left) != 0 {
+		t.Errorf("k8s-delete-tests (two contexts) returned with fleet pods still there: %v", left)
+	}
 }
