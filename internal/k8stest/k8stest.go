@@ -30,6 +30,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -264,6 +265,9 @@ func (c *Cluster) start(ctx context.Context, t testing.TB, bin string, o options
 
 // Host returns the API server's URL, https://127.0.0.1:PORT.
 func (c *Cluster) Host() string { return c.host }
+
+// Dynamic returns a dynamic client acting as the admin.
+func (c *Cluster) Dynamic() dynamic.Interface { return dynamic.NewForConfigOrDie(c.Config) }
 
 // CAData returns the PEM of the CA the API server's certificate is signed by.
 func (c *Cluster) CAData() []byte { return c.pki.caPEM }
