@@ -63,7 +63,7 @@ k8s-testbin: ## Build kube-apiserver, controller manager, scheduler, etcd and kw
 	@bash scripts/k8s-testbin.sh
 
 .PHONY: test-k8s
-test-k8s: ## Run the tests against a real Kubernetes API server (overlays, RBAC, k8s.mk targets, kmt controller --target kubernetes); builds the binaries first when missing.
+test-k8s: test-deps ## Run the tests against a real Kubernetes API server (overlays, RBAC, k8s.mk targets, kmt controller --target kubernetes); builds the binaries first when missing.
 	@set -euo pipefail; dir=$$(bash scripts/k8s-testbin.sh | tail -1); \
 	  echo "KMT_K8S_TESTBIN=$$dir"; \
 	  KMT_K8S_TESTBIN=$$dir $(GO) test -race -count 1 -timeout $(K8S_TEST_TIMEOUT) -run RealAPIServer $(K8S_TEST_PKGS)

@@ -394,7 +394,7 @@ echo "helm (stubbed in the real-API-server tests: charts need the internet): hel
 `
 
 // realMake runs make TARGET in sb against the real API server, kubeconfig
-// KUBECONFIG, with the real kubectl and the helm stub on PATH.
+// KUBECONFIG, with a real kubectl and the helm stub on PATH.
 func realMake(t *testing.T, sb *sandbox, kubeconfig string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -447,9 +447,6 @@ func fleetPods(ctx context.Context, t *testing.T, cs k8s.Interface) map[string]s
 // the fleet's pods are gone (foreground cascade), and make
 // k8s-redeploy-tests replaces every fleet pod with a new Ready one.
 func TestMakeTargetsRealAPIServer(t *testing.T) {
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Fatalf("kubectl is not on PATH: %v", err)
-	}
 	c := k8stest.Start(t)
 	c.InstallCRDs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -464,7 +461,11 @@ func TestMakeTargetsRealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb := newSandbox(t)
+	// kubectl of the API server's own release, built with it.
 	if err := os.Remove(filepath.Join(sb.bin, "kubectl")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(k8stest.Testbin(t), "bin", "kubectl"), filepath.Join(sb.bin, "kubectl")); err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(sb.bin, "helm"), []byte(helmStub))

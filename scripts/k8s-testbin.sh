@@ -4,8 +4,9 @@
 # etcd and kwok, from the Go module proxy, into a cache folder outside the
 # repository, and prints that folder as its last line:
 #
-#   DIR/bin/kube-apiserver, kube-controller-manager, kube-scheduler
-#                            k8s.io/kubernetes $K8S_VERSION, cmd/*
+#   DIR/bin/kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+#                            k8s.io/kubernetes $K8S_VERSION, cmd/* (kubectl
+#                            drives the k8s.mk targets in the tests)
 #   DIR/bin/etcd             go.etcd.io/etcd/server/v3 etcdmain.Main, at the
 #                            version kube-apiserver's own go.mod requires
 #   DIR/bin/kwok             sigs.k8s.io/kwok $KWOK_VERSION (pods Running and
@@ -74,7 +75,7 @@ fi
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
 	[ -x "$dir/bin/kube-apiserver" ] && [ -x "$dir/bin/kube-controller-manager" ] &&
-	[ -x "$dir/bin/kube-scheduler" ] && [ -x "$dir/bin/etcd" ] && [ -x "$dir/bin/kwok" ]; then
+	[ -x "$dir/bin/kube-scheduler" ] && [ -x "$dir/bin/kubectl" ] && [ -x "$dir/bin/etcd" ] && [ -x "$dir/bin/kwok" ]; then
 	echo "$dir"
 	exit 0
 fi
@@ -83,7 +84,7 @@ nice=(nice -n 19)
 command -v nice >/dev/null 2>&1 || nice=()
 
 start=$(date +%s)
-echo "make k8s-testbin: building kube-apiserver, kube-controller-manager, kube-scheduler v$k8s_version, etcd and kwok v$kwok_version into $dir (10-20 minutes on two cores)" >&2
+echo "make k8s-testbin: building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v$k8s_version, etcd and kwok v$kwok_version into $dir (10-20 minutes on two cores)" >&2
 mkdir -p "$dir"
 work="$dir/build.$$"
 rm -rf "$work"
@@ -127,9 +128,9 @@ import (
 func main() { etcdmain.Main(os.Args) }
 EOF
 
-# One go build for all four shares every common package.
+# One go build for them all shares every common package.
 (cd "$src" && "${nice[@]}" "$GO" build -trimpath -ldflags '-s -w' -o "$work/bin/" \
-	./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/etcd) >&2
+	./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/etcd ./cmd/kubectl) >&2
 
 # --- kwok ------------------------------------------------------------------
 # kwok's go.mod has no replaces, so go install builds it as published.

@@ -1,6 +1,6 @@
 // Package k8stest runs a real Kubernetes control plane for tests: etcd,
-// kube-apiserver, kube-controller-manager and kube-scheduler, built from
-// source by scripts/k8s-testbin.sh (make k8s-testbin), plus kwok, which
+// kube-apiserver, kube-controller-manager and kube-scheduler (and kubectl),
+// built from source by scripts/k8s-testbin.sh (make k8s-testbin), plus kwok, which
 // plays the kubelet of a few fake nodes so that pods become Running and
 // Ready without containers. Everything listens on 127.0.0.1 only, runs in
 // its own process group killed when the test ends (and when the test
@@ -46,7 +46,7 @@ const EnvTestbin = "KMT_K8S_TESTBIN"
 const serviceIP = "10.96.0.1"
 
 // Binaries a control plane needs, under DIR/bin.
-var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"}
 
 // Testbin returns the folder of the control-plane binaries, skipping the
 // test when EnvTestbin is unset and failing it when a binary is missing.
