@@ -202,10 +202,7 @@ func (c *Cluster) start(ctx context.Context, t testing.TB, bin string, o options
 		"--kubeconfig="+c.Kubeconfig, "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port=0",
 		"--service-account-private-key-file="+c.pki.saKey, "--root-ca-file="+c.pki.caCert,
-		"--use-service-account-credentials=false",
-		// Pods of a fake node never report status by themselves: kwok's
-		// heartbeat keeps its nodes Ready.
-		"--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-ttl,-bootstrap-signer-controller,-token-cleaner-controller"); err != nil {
+		"--use-service-account-credentials=false"); err != nil {
 		return err
 	}
 	if err := c.run("kube-scheduler", b("kube-scheduler"),
