@@ -125,47 +125,42 @@ func events(ctx context.Context, cs k8s.Interface, ns string) string {
 // their projects and both namespaces enforcing the restricted Pod Security
 // Standard: nothing is rejected, nothing is warned about, and every
 // workload's pods are admitted and become Ready (kwok plays the kubelet).
-// The two-cluster overlays (source, destination, chaos/two-clusters) go
-// first, then the single-cluster ones over them.
+// The two-cluster overlays (source, destination, chaos/two-clusters) and
+// the single-cluster ones each get their own control plane.
 func TestOverlaysOnARealAPIServer(t *testing.T) {
-	c := k8stest.Start(t)
-	c.InstallCRDs(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	a := c.Applier(t)
 	for _, group := range [][]string{
 		{"overlays/source", "overlays/destination", "chaos/two-clusters"},
 		{"overlays/single-cluster", "chaos/single-cluster"},
 	} {
-		// The controller Job's pod template is immutable: each group
-		// starts without it, as make k8s-chaos deletes it first.
-		prop := metav1.DeletePropagationForeground
-		_ = c.Client.BatchV1().Jobs("kmt-destination").Delete(ctx, "kmt-controller", metav1.DeleteOptions{PropagationPolicy: &prop})
-		if err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			_, err := c.Client.BatchV1().Jobs("kmt-destination").Get(ctx, "kmt-controller", metav1.GetOptions{})
-			return err != nil, nil
-		}); err != nil {
-			t.Fatalf("job kmt-controller not deleted: %v", err)
-		}
-		var objs []object
-		for _, dir := range group {
-			objs = append(objs, applyOverlay(ctx, t, a, dir)...)
-		}
-		waitWorkloads(ctx, t, c.Client, objs)
-	}
-	for _, ns := range kmtNamespaces {
-		n, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
-			t.Errorf("namespace %s labels %v: want Pod Security restricted enforced", ns, n.Labels)
-		}
-	}
-	// The controller Job's pod was admitted under restricted too.
-	pods, err := c.Client.CoreV1().Pods("kmt-destination").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=kmt-controller"})
-	if err != nil || len(pods.Items) == 0 {
-		t.Errorf("controller Job pod: %v, %d pods%s", err, len(pods.Items), events(ctx, c.Client, "kmt-destination"))
+		// One control plane per topology: a cluster does not switch from
+		// one to the other in place (a StatefulSet's volume claims are
+		// immutable), nor is it meant to.
+		t.Run(group[0], func(t *testing.T) {
+			c := k8stest.Start(t)
+			c.InstallCRDs(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			a := c.Applier(t)
+			var objs []object
+			for _, dir := range group {
+				objs = append(objs, applyOverlay(ctx, t, a, dir)...)
+			}
+			waitWorkloads(ctx, t, c.Client, objs)
+			for _, ns := range kmtNamespaces {
+				n, err := c.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+					t.Errorf("namespace %s labels %v: want Pod Security restricted enforced", ns, n.Labels)
+				}
+			}
+			// The controller Job's pod was admitted under restricted too.
+			pods, err := c.Client.CoreV1().Pods("kmt-destination").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=kmt-controller"})
+			if err != nil || len(pods.Items) == 0 {
+				t.Errorf("controller Job pod: %v, %d pods%s", err, len(pods.Items), events(ctx, c.Client, "kmt-destination"))
+			}
+		})
 	}
 }
 
@@ -311,11 +306,16 @@ func TestControllerRBACOnARealAPIServer(t *testing.T) {
 			}
 		}
 
-		// Exactly these rules, as the ServiceAccount itself sees them.
+		// Exactly these rules, as the ServiceAccount itself sees them, on
+		// top of what any ServiceAccount holds (the baseline: a
+		// ServiceAccount without bindings).
 		_, saCfg := c.ServiceAccountKubeconfig(t, s.sa, "kmt-controller", "sa")
 		sacs := k8s.NewForConfigOrDie(saCfg)
+		_, baseCfg := c.ServiceAccountKubeconfig(t, "elsewhere", "default", "base")
+		basecs := k8s.NewForConfigOrDie(baseCfg)
 		for _, ns := range append(slices.Clone(s.nss), "elsewhere") {
-			got := rulesOf(ctx, t, sacs, ns)
+			base := rulesOf(ctx, t, basecs, ns)
+			got := slices.DeleteFunc(rulesOf(ctx, t, sacs, ns), func(r string) bool { return slices.Contains(base, r) })
 			var want []string
 			if ns != "elsewhere" {
 				want = wantControllerRules
@@ -360,8 +360,8 @@ func flatten(verbs, groups, resources, names []string) []string {
 }
 
 // rulesOf returns the resource rules cs's user holds in ns, flattened and
-// sorted, without those every authenticated user holds (reviewing its own
-// access, which system:basic-user grants cluster-wide).
+// sorted, without reviewing its own access (system:basic-user's grant to
+// every authenticated user).
 func rulesOf(ctx context.Context, t *testing.T, cs k8s.Interface, ns string) []string {
 	t.Helper()
 	r, err := cs.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
