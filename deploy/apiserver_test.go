@@ -447,7 +447,9 @@ func fleetPods(ctx context.Context, t *testing.T, cs k8s.Interface) map[string]s
 // the fleet's pods are gone (foreground cascade), and make
 // k8s-redeploy-tests replaces every fleet pod with a new Ready one.
 func TestMakeTargetsRealAPIServer(t *testing.T) {
-	c := k8stest.Start(t)
+	// Deleted pods take 3 s to go, as containers take their grace period
+	// on a real node: a target returning before they are gone is caught.
+	c := k8stest.Start(t, k8stest.WithPodTermination(3*time.Second))
 	c.InstallCRDs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

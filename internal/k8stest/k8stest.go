@@ -30,11 +30,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 )
 
 // EnvTestbin names the folder of the control-plane binaries (the last line
@@ -71,8 +73,9 @@ type Node struct {
 }
 
 type options struct {
-	nodes   []Node
-	timeout time.Duration
+	nodes       []Node
+	timeout     time.Duration
+	deleteDelay time.Duration
 }
 
 // Option configures Start.
@@ -82,6 +85,11 @@ type Option func(*options)
 // zone-a, zone-b and zone-c, so that workloads spreading replicas across
 // hosts and zones schedule.
 func WithNodes(nodes ...Node) Option { return func(o *options) { o.nodes = nodes } }
+
+// WithPodTermination makes a deleted pod stay (terminating) for d before
+// kwok removes it, as a kubelet takes a pod's termination grace period to
+// stop its containers. Default 0: deleted pods go at once.
+func WithPodTermination(d time.Duration) Option { return func(o *options) { o.deleteDelay = d } }
 
 // WithStartTimeout bounds the start of the control plane. Default 3m.
 func WithStartTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
@@ -210,7 +218,7 @@ func (c *Cluster) start(ctx context.Context, t testing.TB, bin string, o options
 		"--bind-address=127.0.0.1", "--secure-port=0"); err != nil {
 		return err
 	}
-	stages, err := kwokConfig(bin, filepath.Join(c.Dir, "kwok.yaml"))
+	stages, err := kwokConfig(bin, filepath.Join(c.Dir, "kwok.yaml"), o.deleteDelay)
 	if err != nil {
 		return err
 	}
@@ -399,8 +407,8 @@ func (c *Cluster) provisionVolumes(ctx context.Context) {
 }
 
 // kwokConfig writes kwok's configuration: the stage files of the testbin
-// folder, one YAML stream.
-func kwokConfig(bin, path string) (string, error) {
+// folder, one YAML stream, the pod-delete stage delayed by deleteDelay.
+func kwokConfig(bin, path string, deleteDelay time.Duration) (string, error) {
 	files, err := filepath.Glob(filepath.Join(bin, "stages", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		return "", fmt.Errorf("no kwok stage files in %s/stages (run make k8s-testbin)", bin)
@@ -411,9 +419,23 @@ func kwokConfig(bin, path string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("kwok stages: %w", err)
 		}
-		b.WriteString("---\n")
-		b.Write(data)
-		b.WriteString("\n")
+		objs, err := DecodeYAML(data)
+		if err != nil {
+			return "", fmt.Errorf("kwok stages: %s: %w", f, err)
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Stage" && o.GetName() == "pod-delete" && deleteDelay > 0 {
+				if err := unstructured.SetNestedField(o.Object, deleteDelay.Milliseconds(), "spec", "delay", "durationMilliseconds"); err != nil {
+					return "", fmt.Errorf("kwok stages: %w", err)
+				}
+			}
+			y, err := yaml.Marshal(o.Object)
+			if err != nil {
+				return "", fmt.Errorf("kwok stages: %w", err)
+			}
+			b.WriteString("---\n")
+			b.Write(y)
+		}
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return "", fmt.Errorf("kwok config: %w", err)
