@@ -2,6 +2,7 @@ package k8stest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,9 @@ func (c *Cluster) StartChaosMesh(t testing.TB) *ChaosMesh {
 			list, err := dyn.Resource(NetworkChaosGVR).List(ctx, metav1.ListOptions{})
 			if err == nil {
 				for i := range list.Items {
-					cm.inject(ctx, dyn, &list.Items[i])
+					if err := cm.inject(ctx, dyn, &list.Items[i]); err != nil && ctx.Err() == nil {
+						t.Logf("k8stest: chaos mesh stand-in: %v", err)
+					}
 				}
 			}
 			select {
@@ -51,19 +54,19 @@ func (c *Cluster) StartChaosMesh(t testing.TB) *ChaosMesh {
 	return cm
 }
 
-func (cm *ChaosMesh) inject(ctx context.Context, dyn dynamic.Interface, u *unstructured.Unstructured) {
+func (cm *ChaosMesh) inject(ctx context.Context, dyn dynamic.Interface, u *unstructured.Unstructured) error {
 	key := u.GetNamespace() + "/" + u.GetName()
 	spec, _, _ := unstructured.NestedMap(u.Object, "spec")
 	cm.mu.Lock()
 	cm.seen[key] = spec
 	cm.mu.Unlock()
 	if u.GetDeletionTimestamp() != nil {
-		return
+		return nil
 	}
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
 		if m, ok := c.(map[string]any); ok && m["type"] == "AllInjected" && m["status"] == "True" {
-			return
+			return nil
 		}
 	}
 	_ = unstructured.SetNestedSlice(u.Object, []any{
@@ -72,7 +75,16 @@ func (cm *ChaosMesh) inject(ctx context.Context, dyn dynamic.Interface, u *unstr
 		map[string]any{"type": "AllRecovered", "status": "False"},
 		map[string]any{"type": "Paused", "status": "False"},
 	}, "status", "conditions")
-	_, _ = dyn.Resource(NetworkChaosGVR).Namespace(u.GetNamespace()).Update(ctx, u, metav1.UpdateOptions{})
+	// Chaos Mesh's schema requires status.experiment; the stand-in records
+	// the fault as running on every selected pod.
+	_ = unstructured.SetNestedField(u.Object, map[string]any{"desiredPhase": "Run"}, "status", "experiment")
+	res := dyn.Resource(NetworkChaosGVR).Namespace(u.GetNamespace())
+	if _, err := res.UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+		if _, err2 := res.Update(ctx, u, metav1.UpdateOptions{}); err2 != nil { // no status subresource
+			return fmt.Errorf("mark networkchaos %s injected: %v; %v", key, err, err2)
+		}
+	}
+	return nil
 }
 
 // Seen returns the spec of every NetworkChaos the stand-in has seen, by
