@@ -17,7 +17,8 @@
 #                            Prometheus Operator's PodMonitor, Chaos Mesh's
 #                            NetworkChaos and PodChaos
 #
-# Idempotent: a complete DIR is reused at once. A cold build compiles the
+# Idempotent: a complete DIR is reused at once; concurrent runs wait for
+# each other (flock on DIR.lock). A cold build compiles the
 # API server from source and takes 10-20 minutes on two cores; it runs at
 # the lowest CPU priority (nice 19) so it can run beside other work.
 #
@@ -40,7 +41,7 @@ kwok_version=${KWOK_VERSION:-0.8.0}
 cache=${KMT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kmt}
 dir="$cache/k8s-$k8s_version"
 stamp="$dir/.complete"
-want="kubernetes v$k8s_version kwok v$kwok_version"
+want="kubernetes v$k8s_version (stamped) kwok v$kwok_version"
 pom_version=${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}
 chaos_version=${CHAOS_MESH_VERSION:-v0.9.1-0.20260902003049-47411975a8cb}
 GO=${GO:-go}
@@ -56,6 +57,15 @@ moddir() {
 	[ -d "$d" ] || { echo "make k8s-testbin: go mod download $1 gave no source folder" >&2; exit 1; }
 	echo "$d"
 }
+
+# One build at a time per folder: a second run (make test-k8s while a
+# background make k8s-testbin is still building) waits for the first, then
+# finds its result.
+mkdir -p "$dir"
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$dir.lock"
+	flock 9
+fi
 
 # The CRDs (cheap: fetched whenever missing, before the binaries' check).
 crds="$dir/crds"
@@ -128,8 +138,16 @@ import (
 func main() { etcdmain.Main(os.Args) }
 EOF
 
-# One go build for them all shares every common package.
-(cd "$src" && "${nice[@]}" "$GO" build -trimpath -ldflags '-s -w' -o "$work/bin/" \
+# One go build for them all shares every common package. The version
+# variables are stamped as Kubernetes' own build does (the module copy has
+# no git metadata to derive them from).
+minor=${k8s_version#*.}
+minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+	ldflags="$ldflags -X $pkg.gitVersion=v$k8s_version -X $pkg.gitMajor=${k8s_version%%.*} -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+(cd "$src" && "${nice[@]}" "$GO" build -trimpath -ldflags "$ldflags" -o "$work/bin/" \
 	./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/etcd ./cmd/kubectl) >&2
 
 # --- kwok ------------------------------------------------------------------
