@@ -272,7 +272,13 @@ func TestControllerRBACOnARealAPIServer(t *testing.T) {
 		sa  string   // ServiceAccount namespace
 		nss []string // namespaces it acts on
 	}
-	for _, s := range []subject{{"kmt-destination", []string{"kmt-destination", "kmt-source"}}} {
+	// The source's own kmt-controller ServiceAccount is what the
+	// controller uses across two clusters (its token): bound in kmt-source
+	// only.
+	for _, s := range []subject{
+		{"kmt-destination", []string{"kmt-destination", "kmt-source"}},
+		{"kmt-source", []string{"kmt-source"}},
+	} {
 		user := "system:serviceaccount:" + s.sa + ":kmt-controller"
 		check := func(ac access) bool {
 			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
@@ -300,24 +306,32 @@ func TestControllerRBACOnARealAPIServer(t *testing.T) {
 				}
 			}
 		}
-		for _, ac := range controllerNeeds("elsewhere") {
-			if check(ac) {
-				t.Errorf("%s: allowed %s outside kmt's namespaces", user, ac)
+		others := []string{"elsewhere"}
+		for _, ns := range kmtNamespaces {
+			if !slices.Contains(s.nss, ns) {
+				others = append(others, ns)
+			}
+		}
+		for _, ns := range others {
+			for _, ac := range controllerNeeds(ns) {
+				if check(ac) {
+					t.Errorf("%s: allowed %s outside its namespaces", user, ac)
+				}
 			}
 		}
 
 		// Exactly these rules, as the ServiceAccount itself sees them, on
 		// top of what any ServiceAccount holds (the baseline: a
 		// ServiceAccount without bindings).
-		_, saCfg := c.ServiceAccountKubeconfig(t, s.sa, "kmt-controller", "sa")
+		_, saCfg := c.ServiceAccountKubeconfig(t, s.sa, "kmt-controller", "sa-"+s.sa)
 		sacs := k8s.NewForConfigOrDie(saCfg)
 		_, baseCfg := c.ServiceAccountKubeconfig(t, "elsewhere", "default", "base")
 		basecs := k8s.NewForConfigOrDie(baseCfg)
-		for _, ns := range append(slices.Clone(s.nss), "elsewhere") {
+		for _, ns := range append(slices.Clone(s.nss), others...) {
 			base := rulesOf(ctx, t, basecs, ns)
 			got := slices.DeleteFunc(rulesOf(ctx, t, sacs, ns), func(r string) bool { return slices.Contains(base, r) })
 			var want []string
-			if ns != "elsewhere" {
+			if slices.Contains(s.nss, ns) {
 				want = wantControllerRules
 			}
 			if !slices.Equal(got, want) {
