@@ -280,7 +280,7 @@ func (c *Cluster) CAData() []byte { return c.pki.caPEM }
 func (c *Cluster) writeAdminKubeconfig(path string) error {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters[c.Context] = &clientcmdapi.Cluster{Server: c.host, CertificateAuthorityData: c.pki.caPEM}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: c.pki.adminPEM, ClientKeyData: c.pki.adminKeyPE}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: c.pki.adminPEM, ClientKeyData: c.pki.adminKeyPEM}
 	cfg.Contexts[c.Context] = &clientcmdapi.Context{Cluster: c.Context, AuthInfo: "admin"}
 	cfg.CurrentContext = c.Context
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {

@@ -25,7 +25,7 @@ type pki struct {
 	serverCert, serverKey       string
 	adminCert, adminKey         string
 	saKey, saPub                string
-	caPEM, adminPEM, adminKeyPE []byte
+	caPEM, adminPEM, adminKeyPEM []byte
 }
 
 func newPKI(dir string) (*pki, error) {
@@ -92,7 +92,7 @@ func newPKI(dir string) (*pki, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if p.adminCert, p.adminKey, p.adminPEM, p.adminKeyPE, err = leaf("admin", 3, x509.Certificate{
+	if p.adminCert, p.adminKey, p.adminPEM, p.adminKeyPEM, err = leaf("admin", 3, x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kmt-test-admin", Organization: []string{"system:masters"}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}); err != nil {
