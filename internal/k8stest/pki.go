@@ -20,11 +20,11 @@ import (
 // client certificate (group system:masters) and the service account
 // token signing key.
 type pki struct {
-	dir                         string
-	caCert, caKey               string
-	serverCert, serverKey       string
-	adminCert, adminKey         string
-	saKey, saPub                string
+	dir                          string
+	caCert, caKey                string
+	serverCert, serverKey        string
+	adminCert, adminKey          string
+	saKey, saPub                 string
 	caPEM, adminPEM, adminKeyPEM []byte
 }
 
