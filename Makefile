@@ -51,7 +51,22 @@ test: test-deps ## Run every test (race detector on), the scenario library, then
 	@# so the scenario library and the tests built with !race run without
 	@# the race detector.
 	$(GO) test -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/ ./controller/local/ ./mirror/
+	$(MAKE) test-k8s
 	$(MAKE) fuzz
+
+# The tests against a real Kubernetes control plane: every test named
+# *RealAPIServer*, in the packages that have them.
+K8S_TEST_PKGS := ./deploy/ ./controller/kubernetes/ ./cmd/kmt/
+K8S_TEST_TIMEOUT ?= 10m
+.PHONY: k8s-testbin
+k8s-testbin: ## Build kube-apiserver, controller manager, scheduler, etcd and kwok into a cache outside git (once per machine, 10-20 min cold at nice 19); prints its folder last.
+	@bash scripts/k8s-testbin.sh
+
+.PHONY: test-k8s
+test-k8s: test-deps ## Run the tests against a real Kubernetes API server (overlays, RBAC, k8s.mk targets, kmt controller --target kubernetes); builds the binaries first when missing.
+	@set -euo pipefail; dir=$$(bash scripts/k8s-testbin.sh | tail -1); \
+	  echo "KMT_K8S_TESTBIN=$$dir"; \
+	  KMT_K8S_TESTBIN=$$dir $(GO) test -race -count 1 -timeout $(K8S_TEST_TIMEOUT) -run RealAPIServer $(K8S_TEST_PKGS)
 
 # A real Kafka for `make test-kafka`, e.g. make test-kafka BROKERS=kafka-1:9092,kafka-2:9092
 BROKERS ?=

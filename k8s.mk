@@ -139,10 +139,11 @@ define k8s_clusters_kops
 	$(k8s_kops_create)
 	$(k8s_kops_validate)
 endef
+# (kubectl get --raw prints the body as is: /readyz's "ok" has no newline.)
 define k8s_clusters_byo
 	@echo "== clusters (your own)"
-	$(KS) get --raw /readyz
-	$(if $(filter two,$(K8S_TOPOLOGY)),$(KD) get --raw /readyz)
+	$(KS) get --raw /readyz && echo
+	$(if $(filter two,$(K8S_TOPOLOGY)),$(KD) get --raw /readyz && echo)
 endef
 
 k8s_helm_repos = helm repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update && \
@@ -246,13 +247,17 @@ define k8s_fleet_single
 	$(call k8s_rollout,$(KD),$(DST_NS),deployment/kmt-consumer)
 endef
 
+# Foreground cascade: kubectl returns once the Deployments' pods are gone
+# too (the default background cascade returns when the Deployment object is
+# gone, its pods still running), so a redeploy never has two fleets running
+# at once and its fresh pods never count the old ones' traffic.
 k8s_delete_fleet = $(k8s_delete_fleet_$(K8S_TOPOLOGY))
 define k8s_delete_fleet_two
-	$(KS) delete -k $(K8S_BUILD)/source -l kmt.dev/layer=fleet --ignore-not-found --wait=true
-	$(KD) delete -k $(K8S_BUILD)/destination -l kmt.dev/layer=fleet --ignore-not-found --wait=true
+	$(KS) delete -k $(K8S_BUILD)/source -l kmt.dev/layer=fleet --ignore-not-found --cascade=foreground --wait=true --timeout=$(K8S_TIMEOUT)
+	$(KD) delete -k $(K8S_BUILD)/destination -l kmt.dev/layer=fleet --ignore-not-found --cascade=foreground --wait=true --timeout=$(K8S_TIMEOUT)
 endef
 define k8s_delete_fleet_single
-	$(KD) delete -k $(K8S_BUILD)/single -l kmt.dev/layer=fleet --ignore-not-found --wait=true
+	$(KD) delete -k $(K8S_BUILD)/single -l kmt.dev/layer=fleet --ignore-not-found --cascade=foreground --wait=true --timeout=$(K8S_TIMEOUT)
 endef
 
 define k8s_urls
@@ -293,13 +298,13 @@ k8s-delete-tests: ## Delete the kmt producers, consumers and controller Job; Kaf
 	$(k8s_preflight)
 	$(k8s_build_overlays)
 	$(k8s_delete_fleet)
-	$(KD) -n $(DST_NS) delete job kmt-controller --ignore-not-found --wait=true
+	$(KD) -n $(DST_NS) delete job kmt-controller --ignore-not-found --cascade=foreground --wait=true --timeout=$(K8S_TIMEOUT)
 
 k8s-chaos: ## Run a scenario on the clusters as the controller Job: make k8s-chaos SCENARIO=kill-source-broker.
 	$(k8s_preflight)
 	@test -n "$(SCENARIO)" || { echo "k8s: SCENARIO is required, one of: $$(ls $(SCENARIOS_DIR) | sed -n 's/\.yaml$$//p' | tr '\n' ' ')" >&2; exit 2; }
 	@sh deploy/build.sh chaos chaos/$(if $(filter two,$(K8S_TOPOLOGY)),two-clusters,single-cluster) $(IMAGE) $(SCENARIO) $(SCENARIOS_DIR)
-	$(KD) -n $(DST_NS) delete job kmt-controller --ignore-not-found --wait=true
+	$(KD) -n $(DST_NS) delete job kmt-controller --ignore-not-found --cascade=foreground --wait=true --timeout=$(K8S_TIMEOUT)
 	$(KD) apply -k $(K8S_BUILD)/chaos
 	$(KD) -n $(DST_NS) logs -f job/kmt-controller --pod-running-timeout=10m
 	@for i in $$(seq 60); do \

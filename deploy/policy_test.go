@@ -193,12 +193,12 @@ func pinned(image string) bool {
 // The only permissions kmt's manifests grant, by Role name.
 var wantRoles = map[string][]rbacv1.PolicyRule{
 	"kmt-controller": {
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "deployments"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets/scale", "deployments/scale"}, Verbs: []string{"get", "update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "deployments"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets/scale", "deployments/scale"}, Verbs: []string{"get", "update"}},
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{"kmt-producer", "kmt-consumer"}, Verbs: []string{"patch"}},
-		{APIGroups: []string{"chaos-mesh.org"}, Resources: []string{"networkchaos"}, Verbs: []string{"create", "delete", "get", "list", "watch"}},
+		{APIGroups: []string{"chaos-mesh.org"}, Resources: []string{"networkchaos"}, Verbs: []string{"create", "get", "delete"}},
 	},
 	"kafka-broker-advertise": {
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "create"}},

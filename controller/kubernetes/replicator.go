@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	k8s "k8s.io/client-go/kubernetes"
@@ -66,7 +67,10 @@ func (t *Target) Replicators(ctx context.Context) (int, error) {
 
 // KillReplicator deletes every replicator pod with a grace period of 0 (no
 // clean shutdown, no offset commit) and waits until the Deployment has the
-// same number of Ready workers again, all of them new pods.
+// same number of Ready workers again, all of them new pods. A pod that
+// vanished between the list and its delete (a rollout, an eviction, a
+// previous kill's leftovers finishing) is already gone, which is what the
+// kill wants: its NotFound is not an error.
 func (t *Target) KillReplicator(ctx context.Context) error {
 	ns, name := t.cfg.DestinationNamespace, t.cfg.ReplicatorDeployment
 	sel, err := t.replicatorSelector(ctx)
@@ -90,6 +94,10 @@ func (t *Target) KillReplicator(ctx context.Context) error {
 	zero := int64(0)
 	for _, p := range list.Items {
 		err := pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		if apierrors.IsNotFound(err) {
+			t.log.Info("replicator pod already gone", "pod", p.Name)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("kill replicator: delete pod %s/%s: %w", ns, p.Name, err)
 		}
