@@ -39,6 +39,10 @@ func TestControllerInvalidScenarioExits2(t *testing.T) {
 		}
 	}
 	expectUsage(ctx, t, "--time-scale", "controller", "run", "--scenario", writeScenario(t, "steps: []\n"), "--time-scale", "-1")
+	expectUsage(ctx, t, "workload.message_size: 40: the in-body encoding needs at least", "controller", "run", "--metrics-addr", "",
+		"--scenario", writeScenario(t, "workload:\n  headers: false\n  message_size: 40\n  duration: 1s\n"))
+	expectUsage(ctx, t, "line 2: workload.partitions: must be at least 1, got 0", "controller", "run", "--metrics-addr", "",
+		"--scenario", writeScenario(t, "workload:\n  partitions: 0\n  duration: 1s\n"))
 	expectUsage(ctx, t, "--rate", "local", "--rate", "-5")
 	expectUsage(ctx, t, "no-such-flag", "local", "--no-such-flag")
 }

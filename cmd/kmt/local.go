@@ -22,7 +22,7 @@ func localCommand() *cli.Command {
 			"destination. Ends with a summary and a verdict: exit 0 PASS, 1 FAIL, 2 bad flags.",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "duration", Value: 60 * time.Second, Usage: "how long to produce"},
-			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic"},
+			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic (0 = unlimited)"},
 			&cli.IntFlag{Name: "message-size", Value: 1000, Usage: "exact value size in bytes"},
 			&cli.IntFlag{Name: "topics", Value: 1, Usage: "number of topics (kmt-0, kmt-1, ...)"},
 			&cli.IntFlag{Name: "partitions", Value: 6, Usage: "partitions per topic"},
@@ -55,6 +55,9 @@ func localAction(c *cli.Context) error {
 		}
 	}
 	sc, err := scenario.FromWorkload("local", w)
+	if err == nil {
+		err = local.CheckWorkload(sc.Workload)
+	}
 	if err != nil {
 		return exit.Usagef("--%s", flagOf(err.Error()))
 	}
@@ -72,6 +75,10 @@ func flagOf(msg string) string {
 
 // runLocal runs sc on a fresh local topology.
 func runLocal(c *cli.Context, sc *scenario.Scenario) error {
+	// Refused before anything starts (the clusters take seconds).
+	if err := local.CheckWorkload(sc.Workload); err != nil {
+		return exit.Usagef("%v", err)
+	}
 	reg := metricsserver.NewRegistry()
 	opts := []local.Option{local.Registry(reg)}
 	if c.IsSet("trim-interval") || c.Command.Name == "local" {

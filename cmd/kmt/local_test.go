@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/kafkatest"
 )
 
@@ -126,5 +127,42 @@ func TestLocalCommand(t *testing.T) {
 	}
 	if sum.Latency["p50"] > sum.Latency["p99"] || sum.Latency["p99"] > sum.Latency["max"] {
 		t.Errorf("latency percentiles out of order: %v", sum.Latency)
+	}
+}
+
+// TestLocalZeroAndTooSmallRefusedBeforeStart checks that a zero the user
+// gives kmt local is refused naming the flag (never swapped for the
+// default), and that a message size too small for the in-body encoding is
+// refused the same way, before either cluster starts (no broker addresses
+// printed). --duration 1s keeps a wrongly accepted run short.
+func TestLocalZeroAndTooSmallRefusedBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--partitions", "0"}, "--partitions: must be at least 1, got 0"},
+		{[]string{"--message-size", "0"}, "--message-size: must be at least 1, got 0"},
+		{[]string{"--brokers", "0"}, "--brokers: must be at least 1, got 0"},
+		{[]string{"--topics", "0"}, "--topics: must be at least 1, got 0"},
+		{[]string{"--producers", "0"}, "--producers: must be at least 1, got 0"},
+		{[]string{"--consumers", "0"}, "--consumers: must be at least 1, got 0"},
+		{[]string{"--replicators", "0"}, "--replicators: must be at least 1, got 0"},
+		{[]string{"--loss-grace", "0s"}, "--loss-grace: must be positive"},
+		{[]string{"--rate", "-1"}, "--rate: must be a finite number >= 0 (0 = unlimited)"},
+		{[]string{"--headers=false", "--message-size", "40"}, "--message-size: 40: the in-body encoding needs at least"},
+	} {
+		app := newApp()
+		var stderr bytes.Buffer
+		app.Writer, app.ErrWriter = &bytes.Buffer{}, &stderr
+		args := append([]string{"kmt", "local", "--duration", "1s", "--metrics-addr", ""}, tc.args...)
+		err := app.RunContext(ctx, args)
+		if exit.Code(err) != exit.Usage || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("kmt local %v: exit %d, error %v; want exit 2 saying %q", tc.args, exit.Code(err), err, tc.want)
+		}
+		if strings.Contains(stderr.String(), "brokers:") {
+			t.Errorf("kmt local %v started the clusters before refusing:\n%s", tc.args, stderr.String())
+		}
 	}
 }

@@ -162,9 +162,42 @@ type producerProc struct {
 	cut        *killswitch.Switch // its dialer, for an abrupt kill
 }
 
+// longestProducerID is the longest producer id the local target uses for
+// w: producers are named producer-1, producer-2, ... and create-topic and
+// add-partitions steps start more; the check allows a thousand of those.
+func longestProducerID(w scenario.Workload) string {
+	return "producer-" + strconv.Itoa(w.Producers+1000)
+}
+
+// CheckWorkload reports what in w the local target cannot run, naming the
+// workload field (workload.message_size: ...), before anything starts: the
+// producers' settings as their producer.Config.Validate would refuse them
+// after both clusters had started.
+func CheckWorkload(w scenario.Workload) error {
+	enc := message.Headers
+	if w.Headers != nil && !*w.Headers {
+		enc = message.Body
+	}
+	err := producer.Config{ID: longestProducerID(w), Topics: []string{"kmt-0"}, Rate: w.Rate,
+		MessageSize: w.MessageSize, Encoding: enc}.Validate()
+	var ce *producer.ConfigError
+	if errors.As(err, &ce) {
+		field := map[string]string{"MessageSize": "message_size", "Rate": "rate"}[ce.Field]
+		if field == "" {
+			field = ce.Field
+		}
+		return fmt.Errorf("workload.%s: %v: %s", field, ce.Value, ce.Reason)
+	}
+	return err
+}
+
 // New starts the two embedded clusters and the WAN link. w must have its
-// defaults applied (scenario.Parse or scenario.FromWorkload do).
+// defaults applied (scenario.Parse or scenario.FromWorkload do); a workload
+// CheckWorkload refuses is refused before anything starts.
 func New(w scenario.Workload, opts ...Option) (*Target, error) {
+	if err := CheckWorkload(w); err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
 	o := options{anomalyLimit: 50}
 	for _, opt := range opts {
 		opt(&o)
