@@ -20,7 +20,7 @@ func localCommand() *cli.Command {
 		Description: "Starts two embedded Kafka-compatible clusters on 127.0.0.1, replicates between them with kmt's mirror\n" +
 			"across a fault-injecting WAN link, produces sequence-numbered messages and validates every one at the\n" +
 			"destination. Ends with a summary and a verdict: exit 0 PASS, 1 FAIL, 2 bad flags.",
-		Flags: append([]cli.Flag{
+		Flags: append(inCategory(catWorkload,
 			&cli.DurationFlag{Name: "duration", Value: 60 * time.Second, Usage: "how long to produce"},
 			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic (0 = unlimited)"},
 			&cli.IntFlag{Name: "message-size", Value: 1000, Usage: "exact value size in bytes"},
@@ -33,7 +33,7 @@ func localCommand() *cli.Command {
 			&cli.BoolFlag{Name: "headers", Value: true, Usage: "carry kmt metadata in record headers (false: in the value, for replicators that drop headers)"},
 			&cli.DurationFlag{Name: "loss-grace", Value: 30 * time.Second, Usage: "how long a gap may stay open before its messages count as lost"},
 			&cli.DurationFlag{Name: "trim-interval", Value: 30 * time.Second, Usage: "delete what the mirror and consumers committed past this often, keeping memory bounded (0: keep everything)"},
-		}, outputFlags()...),
+		), inCategory(catOutput, outputFlags()...)...),
 		Action: localAction,
 	}
 }

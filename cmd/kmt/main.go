@@ -82,8 +82,10 @@ func newApp() *cli.App {
 	}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = usageError
+		cmd.CustomHelpTemplate = orderedHelpTemplate
 		for _, sub := range cmd.Subcommands {
 			sub.OnUsageError = usageError
+			sub.CustomHelpTemplate = orderedHelpTemplate
 		}
 	}
 	addEnvVars(app.Flags)
