@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +166,32 @@ func TestLocalZeroAndTooSmallRefusedBeforeStart(t *testing.T) {
 		if strings.Contains(stderr.String(), "brokers:") {
 			t.Errorf("kmt local %v started the clusters before refusing:\n%s", tc.args, stderr.String())
 		}
+	}
+}
+
+// TestTwoLocalRunsShareTheDefaultMetricsPort holds the default metrics
+// address 127.0.0.1:9102 (as a first kmt local would) and runs kmt local
+// without --metrics-addr: it must run, serve its metrics on another port
+// and print that URL. The same address given explicitly is refused (exit 2).
+func TestTwoLocalRunsShareTheDefaultMetricsPort(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:9102")
+	if err != nil {
+		t.Logf("127.0.0.1:9102 already taken (%v): that is the case under test", err)
+	} else {
+		t.Cleanup(func() { ln.Close() })
+	}
+	r := runKmtProcess(ctx, t, nil, "local", "--duration", "1s", "--rate", "50", "--loss-grace", "2s", "--brokers", "1", "--consumers", "1", "--replicators", "1")
+	if r.code != 0 {
+		t.Fatalf("second kmt local: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`metrics: +http://127\.0\.0\.1:(\d+)/metrics \(127\.0\.0\.1:9102 is in use`).FindStringSubmatch(r.stderr)
+	if m == nil || m[1] == "9102" {
+		t.Fatalf("no fallback metrics URL printed:\n%s", r.stderr)
+	}
+	r = runKmtProcess(ctx, t, nil, "local", "--duration", "1s", "--metrics-addr", "127.0.0.1:9102")
+	if r.code != 2 || !strings.Contains(r.stderr, "--metrics-addr") {
+		t.Errorf("explicit taken --metrics-addr: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
