@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -258,6 +259,11 @@ func (t *Target) Topics() []string {
 	defer t.mu.Unlock()
 	return append([]string(nil), t.topics...)
 }
+
+// LatencySnapshot returns the cumulative end-to-end latency histogram of
+// every message received so far (microseconds); the controller takes one
+// at each step boundary for the steps' latency curves.
+func (t *Target) LatencySnapshot() *hdrhistogram.Snapshot { return t.lat.Snapshot() }
 
 // Ledger returns the consumers' shared accounting.
 func (t *Target) Ledger() *consumer.Ledger { return t.ledger }
