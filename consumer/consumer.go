@@ -200,6 +200,10 @@ func New(conn kafkaconf.Conn, cfg Config, ledger *Ledger, m *Metrics) (*Consumer
 	for _, t := range cfg.Topics {
 		c.sources[cfg.TopicPrefix+t] = t
 		c.topics = append(c.topics, cfg.TopicPrefix+t)
+		// Exported at zero before the first message, so Prometheus's
+		// rate() sees the first arrivals (a series that appears at N
+		// hides its first N).
+		m.Latency.declare(t)
 	}
 	ledger.addConsumer(cfg.ID)
 	return c, nil
