@@ -262,7 +262,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for err := range group.Errors() {
-			log.Warn("consumer group error", "err", err)
+			// Rebalance churn is expected (info); the rest may need a person.
+			log.Log(ctx, kafkaconf.ChurnLevel(err), "consumer group error", "err", err)
 		}
 	}()
 	go func() {
@@ -288,7 +289,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			break
 		}
 		if err != nil {
-			log.Warn("consumer session failed; retrying", "err", err, "backoff", backoff)
+			log.Log(ctx, kafkaconf.ChurnLevel(err), "consumer session failed; retrying", "err", err, "backoff", backoff)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
