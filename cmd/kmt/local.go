@@ -33,6 +33,7 @@ func localCommand() *cli.Command {
 			&cli.BoolFlag{Name: "headers", Value: true, Usage: "carry kmt metadata in record headers (false: in the value, for replicators that drop headers)"},
 			&cli.DurationFlag{Name: "loss-grace", Value: 30 * time.Second, Usage: "how long a gap may stay open before its messages count as lost"},
 			&cli.DurationFlag{Name: "trim-interval", Value: 30 * time.Second, Usage: "delete what the mirror and consumers committed past this often, keeping memory bounded (0: keep everything)"},
+			&cli.DurationFlag{Name: "trim-keep", Value: time.Minute, Usage: "never trim records younger than this, so Kafka tools still see the last minute of traffic (0: trim all that was consumed)"},
 		), inCategory(catOutput, outputFlags()...)...),
 		Action: localAction,
 	}
@@ -49,8 +50,8 @@ func localAction(c *cli.Context) error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"duration", c.Duration("duration")}, {"loss-grace", c.Duration("loss-grace")}, {"trim-interval", c.Duration("trim-interval")}} {
-		if d.v < 0 || (d.v == 0 && d.flag != "trim-interval") {
+	}{{"duration", c.Duration("duration")}, {"loss-grace", c.Duration("loss-grace")}, {"trim-interval", c.Duration("trim-interval")}, {"trim-keep", c.Duration("trim-keep")}} {
+		if d.v < 0 || (d.v == 0 && d.flag != "trim-interval" && d.flag != "trim-keep") {
 			return exit.Usagef("--%s: must be positive, got %s", d.flag, d.v)
 		}
 	}
@@ -82,7 +83,7 @@ func runLocal(c *cli.Context, sc *scenario.Scenario) error {
 	reg := metricsserver.NewRegistry()
 	opts := []local.Option{local.Registry(reg)}
 	if c.IsSet("trim-interval") || c.Command.Name == "local" {
-		opts = append(opts, local.Trim(c.Duration("trim-interval")))
+		opts = append(opts, local.Trim(c.Duration("trim-interval")), local.TrimKeep(c.Duration("trim-keep")))
 	}
 	if c.Path("report") != "" || c.Path("results-json") != "" {
 		opts = append(opts, local.AnomalyLimit(1000))

@@ -44,6 +44,7 @@ type options struct {
 	reg          prometheus.Registerer
 	faults       mirror.Faults
 	trimEvery    time.Duration
+	trimKeep     time.Duration
 	clusterOpts  []embedded.Option
 	conn         func(kafkaconf.Conn) kafkaconf.Conn
 	anomalyLimit int
@@ -64,6 +65,12 @@ func MirrorFaults(f mirror.Faults) Option { return func(o *options) { o.faults =
 // bounded amount of data in memory. Default 0: keep everything (tests read
 // the topics back).
 func Trim(interval time.Duration) Option { return func(o *options) { o.trimEvery = interval } }
+
+// TrimKeep makes trimming spare every record younger than d (by record
+// timestamp, the producer's creation time), so a person can still read the
+// last d of traffic with any Kafka tool while the run goes on. Default 0:
+// trim everything committed past.
+func TrimKeep(d time.Duration) Option { return func(o *options) { o.trimKeep = d } }
 
 // ClusterOptions are passed to both embedded clusters (TLS, SASL). Default:
 // none.
@@ -496,8 +503,12 @@ func (t *Target) trimLoop() {
 			if s.tr == nil {
 				s.tr, err = mirror.NewTrimmer(t.runCtx, t.conn(s.c, "kmt-trim"))
 			}
+			var limit func(string, int32) (int64, bool)
+			if err == nil && t.o.trimKeep > 0 {
+				limit, err = s.tr.OlderThan(topics, time.Now().Add(-t.o.trimKeep))
+			}
 			if err == nil {
-				if _, err = s.tr.Trim(t.runCtx, s.group, topics); err != nil {
+				if _, err = s.tr.TrimBelow(t.runCtx, s.group, topics, limit); err != nil {
 					_ = s.tr.Close()
 					s.tr = nil
 				}
