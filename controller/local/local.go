@@ -785,9 +785,13 @@ func (t *Target) theMirror() (*mirror.Mirror, error) {
 	return t.mirror, nil
 }
 
-// Network degrades the WAN link; the undo heals it.
+// Network degrades the WAN link between the replicator and the source
+// cluster; the undo heals it.
 func (t *Target) Network(_ context.Context, spec controller.NetworkSpec) (func(context.Context) error, error) {
-	c := wan.Conditions{Latency: spec.Latency, Jitter: spec.Jitter, Bandwidth: spec.Bandwidth, ResetPct: spec.ResetPct, Cut: spec.Cut}
+	// Latency and jitter delay what the replicator sends to the source (its
+	// fetch requests), one way, exactly what Chaos Mesh's delay does on the
+	// kubernetes target (see docs/scenarios.md, "network: latency").
+	c := wan.Conditions{Latency: spec.Latency, Jitter: spec.Jitter, UpOnly: true, Bandwidth: spec.Bandwidth, ResetPct: spec.ResetPct, Cut: spec.Cut}
 	if spec.LossPct > 0 || spec.Stall > 0 {
 		c.StallPct, c.Stall = spec.LossPct, spec.Stall
 		if c.Stall == 0 {
