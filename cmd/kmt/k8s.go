@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/kmtproject/kmt/controller"
 	"github.com/kmtproject/kmt/controller/kubernetes"
@@ -62,7 +61,7 @@ func k8sAdvertise(c *cli.Context) error {
 	if err != nil {
 		return exit.Usagef("--kubeconfig: %v", err)
 	}
-	cs, err := k8s.NewForConfig(rc)
+	cs, err := kubernetes.NewClient(rc)
 	if err != nil {
 		return fmt.Errorf("advertise: %w", err)
 	}
