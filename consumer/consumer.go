@@ -200,6 +200,10 @@ func New(conn kafkaconf.Conn, cfg Config, ledger *Ledger, m *Metrics) (*Consumer
 	for _, t := range cfg.Topics {
 		c.sources[cfg.TopicPrefix+t] = t
 		c.topics = append(c.topics, cfg.TopicPrefix+t)
+		// Exported at zero before the first message, so Prometheus's
+		// rate() sees the first arrivals (a series that appears at N
+		// hides its first N).
+		m.Latency.declare(t)
 	}
 	ledger.addConsumer(cfg.ID)
 	return c, nil
@@ -258,7 +262,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for err := range group.Errors() {
-			log.Warn("consumer group error", "err", err)
+			// Rebalance churn is expected (info); the rest may need a person.
+			log.Log(ctx, kafkaconf.ChurnLevel(err), "consumer group error", "err", err)
 		}
 	}()
 	go func() {
@@ -285,7 +290,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			break
 		}
 		if err != nil {
-			log.Warn("consumer session failed; retrying", "err", err, "backoff", backoff)
+			log.Log(ctx, kafkaconf.ChurnLevel(err), "consumer session failed; retrying", "err", err, "backoff", backoff)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):

@@ -209,6 +209,15 @@ func (h *LatencyHistogram) Count(topic string) uint64 {
 	return 0
 }
 
+// declare exports topic's series at zero when it has none yet.
+func (h *LatencyHistogram) declare(topic string) {
+	h.mu.Lock()
+	if h.series[topic] == nil {
+		h.series[topic] = &latencyBatch{}
+	}
+	h.mu.Unlock()
+}
+
 // add adds b's observations to topic's series and resets b.
 func (h *LatencyHistogram) add(topic string, b *latencyBatch) {
 	if b.count == 0 {

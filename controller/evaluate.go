@@ -71,6 +71,10 @@ func Evaluate(sc *scenario.Scenario, res *results.Results, samples []Sample) {
 		stepPass, noData := true, false
 		for _, a := range sc.Steps[i].Expect {
 			ra := checkStep(a, step, samples, grace)
+			if a.Recovers {
+				d, ok := recovery(a, step.End, samples)
+				step.Recoveries = append(step.Recoveries, results.Recovery{Metric: a.Metric, Recovered: ok, After: d, Within: a.Within, Pass: ra.Pass})
+			}
 			if a.Recovers && ra.Pass {
 				d := time.Duration(ra.Value * float64(time.Second))
 				if a.Metric == "throughput" {

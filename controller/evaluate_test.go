@@ -19,6 +19,32 @@ func samplesOf(t0 time.Time, received, lost []uint64, p99 []int) []Sample {
 	return out
 }
 
+// TestRecoveryWindowWhenNeverRecovered checks that a recovery assertion
+// that never held again still leaves its window (from the step's end, not
+// recovered, failed) for the report to mark.
+func TestRecoveryWindowWhenNeverRecovered(t *testing.T) {
+	sc, err := scenario.Parse([]byte(`
+workload: {rate: 100, loss_grace: 2s, duration: 8s}
+steps:
+  - at: 2s
+    action: wait
+    for: 1s
+    expect: ["recovers: throughput >= 90% within 2s"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	received := []uint64{0, 100, 200, 200, 200, 200, 200, 200}
+	samples := samplesOf(t0, received, make([]uint64, 8), make([]int, 8))
+	res := &results.Results{Steps: []results.Step{{Index: 1, Action: "wait", Start: t0.Add(2 * time.Second), End: t0.Add(3 * time.Second)}}}
+	Evaluate(sc, res, samples)
+	want := results.Recovery{Metric: "throughput", Within: 2 * time.Second}
+	if rec := res.Steps[0].Recoveries; len(rec) != 1 || rec[0] != want {
+		t.Errorf("recovery windows %+v, want %+v", rec, want)
+	}
+}
+
 func TestEvaluate(t *testing.T) {
 	sc, err := scenario.Parse([]byte(`
 workload: {rate: 100, loss_grace: 2s, duration: 12s}
@@ -73,6 +99,13 @@ expect: [lost <= 5, duplicated == 0]
 	}
 	if res.Steps[0].RecoveryThroughput != time.Second || res.Steps[0].RecoveryLatency != 2*time.Second {
 		t.Errorf("recovery %v %v", res.Steps[0].RecoveryThroughput, res.Steps[0].RecoveryLatency)
+	}
+	wantRec := []results.Recovery{
+		{Metric: "throughput", Recovered: true, After: time.Second, Within: 3 * time.Second, Pass: true},
+		{Metric: "p99_latency", Recovered: true, After: 2 * time.Second, Within: 2 * time.Second, Pass: true},
+	}
+	if rec := res.Steps[0].Recoveries; len(rec) != 2 || rec[0] != wantRec[0] || rec[1] != wantRec[1] {
+		t.Errorf("recovery windows %+v, want %+v", rec, wantRec)
 	}
 	pts := Series(samples)
 	if pts[6].ReplicatedRate != 250 || pts[4].ReplicatedRate != 0 {

@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/kmtproject/kmt/controller/scenario"
+	"github.com/kmtproject/kmt/internal/latency"
 	"github.com/kmtproject/kmt/internal/results"
 )
 
@@ -59,6 +62,18 @@ type Final struct {
 	NoData bool
 }
 
+// LatencySnapshotter is implemented by targets that keep an exact
+// end-to-end latency histogram of every message received (the local target).
+// The runner takes a snapshot when each step starts and one after the
+// drain, and gives each step (results.Step.Latency) the distribution of the
+// messages received from its start until the next step started, or the run
+// ended: the step and the recovery that followed it.
+type LatencySnapshotter interface {
+	// LatencySnapshot returns the cumulative histogram so far, in
+	// microseconds.
+	LatencySnapshot() *hdrhistogram.Snapshot
+}
+
 // Runner runs one scenario on one target.
 type Runner struct {
 	Target   Target
@@ -75,6 +90,7 @@ type Runner struct {
 	Version string
 
 	mu      sync.Mutex
+	marks   []*hdrhistogram.Snapshot // latency at each step's start
 	samples []Sample
 	current string // current step, for the status line
 	start   time.Time
@@ -181,6 +197,7 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 	res.Anomalies = final.Anomalies
 	res.AnomalyTotals = final.AnomalyTotals
 	res.Latency = final.Latency
+	r.stepLatency(res)
 	Evaluate(sc, res, samples)
 	if final.NoData {
 		for i := range res.Expect {
@@ -219,6 +236,7 @@ func (r *Runner) runSteps(ctx context.Context, faults []Fault, res *results.Resu
 		}
 		f := faults[i]
 		step := results.Step{Index: i + 1, Action: st.Action, Start: time.Now()}
+		r.markLatency()
 		r.setCurrent(fmt.Sprintf("step %d/%d %s", i+1, len(sc.Steps), f.Describe()))
 		slog.Info("fault inject start", "step", i+1, "action", st.Action, "target", r.Target.Name(), "fault", f.Describe())
 		r.faultActive(st.Action, 1)
@@ -270,6 +288,37 @@ func (r *Runner) runSteps(ctx context.Context, faults []Fault, res *results.Resu
 		res.Steps = append(res.Steps, step)
 	}
 	return nil
+}
+
+// markLatency records the target's latency histogram at a step's start.
+func (r *Runner) markLatency() {
+	if ls, ok := r.Target.(LatencySnapshotter); ok {
+		r.marks = append(r.marks, ls.LatencySnapshot())
+	}
+}
+
+// stepLatency fills each step's latency curve from the marks: from its
+// start to the next step's start, the last one to now (after the drain).
+func (r *Runner) stepLatency(res *results.Results) {
+	ls, ok := r.Target.(LatencySnapshotter)
+	if !ok || len(r.marks) != len(res.Steps) {
+		return
+	}
+	end := ls.LatencySnapshot()
+	for i := range res.Steps {
+		to := end
+		if i+1 < len(r.marks) {
+			to = r.marks[i+1]
+		}
+		curve := latency.CurveBetween(r.marks[i], to)
+		if curve[len(curve)-1] == 0 {
+			continue // nothing arrived in the window
+		}
+		for j, v := range curve {
+			res.Steps[i].Latency = append(res.Steps[i].Latency, results.Percentile{
+				Percentile: latency.CurvePercentiles[j], ValueMs: float64(v) / float64(time.Millisecond)})
+		}
+	}
 }
 
 func (r *Runner) faultActive(action string, v float64) {

@@ -63,6 +63,13 @@ func (tr *Trimmer) Close() error { return tr.admin.Close() }
 // Trim deletes the records of topics that group has committed past and
 // returns how many it deleted (see TrimConsumed).
 func (tr *Trimmer) Trim(ctx context.Context, group string, topics []string) (int64, error) {
+	return tr.TrimBelow(ctx, group, topics, nil)
+}
+
+// TrimBelow is Trim with a further bound: in each partition it deletes
+// nothing at or above limit(topic, partition), and nothing at all when
+// limit says no (ok false). A nil limit is no further bound.
+func (tr *Trimmer) TrimBelow(ctx context.Context, group string, topics []string, limit func(topic string, partition int32) (int64, bool)) (int64, error) {
 	client, admin := tr.client, tr.admin
 	want := map[string][]int32{}
 	for _, t := range topics {
@@ -92,14 +99,22 @@ func (tr *Trimmer) Trim(ctx context.Context, group string, topics []string) (int
 			if b == nil || !errors.Is(b.Err, sarama.ErrNoError) || b.Offset <= 0 {
 				continue
 			}
+			upTo := b.Offset
+			if limit != nil {
+				l, ok := limit(t, p)
+				if !ok {
+					continue
+				}
+				upTo = min(upTo, l)
+			}
 			oldest, err := client.GetOffset(t, p, sarama.OffsetOldest)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("oldest offset of %s/%d: %w", t, p, err))
 				continue
 			}
-			if b.Offset > oldest {
-				del[p] = b.Offset
-				n += b.Offset - oldest
+			if upTo > oldest {
+				del[p] = upTo
+				n += upTo - oldest
 			}
 		}
 		if len(del) == 0 {

@@ -185,6 +185,11 @@ func (w *worker) connectAndConsume() error {
 				errors.Is(err, sarama.ErrRebalanceInProgress) {
 				h.rejoin()
 			}
+			if kafkaconf.RebalanceChurn(err) {
+				// Expected while the group rebalances: info, not a warning.
+				w.log.Info("mirror consumer rebalance error", "err", err)
+				continue
+			}
 			if time.Since(logged) < 5*time.Second {
 				suppressed++
 				continue
@@ -268,7 +273,7 @@ func (w *worker) consume(group sarama.ConsumerGroup, h *handler) error {
 			if failures >= 5 {
 				return fmt.Errorf("consumer group session failed %d times: %w", failures, err)
 			}
-			w.log.Warn("mirror session failed, rejoining", "err", err)
+			w.log.Log(w.ctx, kafkaconf.ChurnLevel(err), "mirror session failed, rejoining", "err", err)
 			select {
 			case <-w.ctx.Done():
 			case <-time.After(time.Duration(failures) * 300 * time.Millisecond):

@@ -298,7 +298,7 @@ func compareCharts(a, b *results.Results, o options) []chartSpec {
 		swatches = append(swa, swb...)
 		caption = joinSentences(ca, cb)
 	}
-	pa, pb := reduce(a.Series, maxChartPoints), reduce(b.Series, maxChartPoints)
+	pa, pb := chartPoints(a), chartPoints(b)
 	var specs []chartSpec
 	if len(pa) > 0 || len(pb) > 0 {
 		replicated := func(p results.Point) float64 { return p.ReplicatedRate }

@@ -92,10 +92,26 @@ func buildPage(r *results.Results, o options) (*page, error) {
 	if len(r.Series) == 0 {
 		pg.NoSeries = true
 	} else {
-		pts := reduce(r.Series, maxChartPoints)
+		pts := chartPoints(r)
+		end := t0
+		if len(r.Series) > 0 {
+			end = r.Series[len(r.Series)-1].T
+		}
 		for _, spec := range timeCharts(pts, t0) {
 			spec.Bands, spec.BandLegend = bands, bandLegend
 			spec.Caption = joinSentences(spec.Caption, caption)
+			var kind string
+			switch spec.File {
+			case "chart-throughput.png":
+				kind = "throughput"
+			case "chart-latency.png":
+				kind = "latency"
+			}
+			if rb, rl, rc := recoveryBands(r.Steps, t0, end, kind); len(rb) > 0 {
+				spec.Bands = append(slices.Clone(spec.Bands), rb...)
+				spec.BandLegend = append(slices.Clone(spec.BandLegend), rl...)
+				spec.Caption = joinSentences(spec.Caption, rc)
+			}
 			c, err := render(spec, o.width, o.height)
 			if err != nil {
 				return nil, err
@@ -267,6 +283,53 @@ func stepBands(steps []results.Step, t0 time.Time, st bandStyle) ([]band, []lege
 	return bands, legend, caption
 }
 
+// recoveryBands marks, as dashed outlines after the step windows, the
+// intervals the steps' recovery assertions of kind ("throughput" or
+// "latency") judged: from the step's end until the condition held again, or
+// until end when it never did. Green when the assertion passed, red when
+// not; the caption says how long each took.
+func recoveryBands(steps []results.Step, t0, end time.Time, kind string) ([]band, []legendSwatch, string) {
+	var bands []band
+	var words []string
+	anyOK, anyBad := false, false
+	for _, s := range steps {
+		for _, rc := range s.Recoveries {
+			if (kind == "throughput") != (rc.Metric == "throughput") || kind == "" {
+				continue
+			}
+			x0 := s.End.Sub(t0).Seconds()
+			x1 := end.Sub(t0).Seconds()
+			text := fmt.Sprintf("#%d %s: no recovery by the end of the run (bound %s)", s.Index, rc.Metric, rc.Within)
+			label := fmt.Sprintf("#%d no recovery", s.Index)
+			if rc.Recovered {
+				x1 = x0 + rc.After.Seconds()
+				text = fmt.Sprintf("#%d %s recovered %s after the step (bound %s)", s.Index, rc.Metric, rc.After.Round(100*time.Millisecond), rc.Within)
+				label = fmt.Sprintf("#%d recovery %s", s.Index, rc.After.Round(100*time.Millisecond))
+			}
+			col := colGreen
+			if rc.Pass {
+				anyOK = true
+			} else {
+				col, anyBad = colCrimson, true
+			}
+			bands = append(bands, band{X0: x0, X1: max(x1, x0), Label: label, Short: "#" + strconv.Itoa(s.Index), Text: col, Outline: true, Group: 1})
+			words = append(words, text)
+		}
+	}
+	var legend []legendSwatch
+	if anyOK {
+		legend = append(legend, legendSwatch{Name: "recovery (passed)", Outline: colGreen})
+	}
+	if anyBad {
+		legend = append(legend, legendSwatch{Name: "recovery (failed)", Outline: colCrimson})
+	}
+	caption := ""
+	if len(words) > 0 {
+		caption = "Dashed outlines: the recovery interval each verdict judged, from the step's end: " + strings.Join(words, "; ") + "."
+	}
+	return bands, legend, caption
+}
+
 // stepLabel is how a step is named on charts and in tables: "#2 kill-broker".
 func stepLabel(s results.Step) string {
 	return fmt.Sprintf("#%d %s", s.Index, s.Action)
@@ -282,6 +345,71 @@ func joinSentences(a, b string) string {
 	return a + " " + b
 }
 
+// chartPoints returns the run's series as the time charts draw it:
+// partial intervals fixed (see rateIntervals), then reduced to at most
+// maxChartPoints.
+func chartPoints(r *results.Results) []results.Point {
+	return reduce(rateIntervals(r), maxChartPoints)
+}
+
+// rateIntervals returns a copy of r.Series whose rates never show a partial
+// interval as a drop: the first point has no interval before it (its rates
+// are NaN, drawn as nothing rather than a 0 that looks like an outage).
+// When kmt ran the workload itself (the local target) and stopped the
+// producers, the interval the stop falls in has its produced rate scaled to
+// the part before the stop (or dropped when that part is under half the
+// interval), and the target and produced rates after the stop are NaN: the
+// producers were stopped, not failing. The replicated rate is kept: the
+// drain after the stop is real.
+func rateIntervals(r *results.Results) []results.Point {
+	pts := slices.Clone(r.Series)
+	if len(pts) == 0 {
+		return pts
+	}
+	nan := math.NaN()
+	pts[0].TargetRate, pts[0].ProducedRate, pts[0].ReplicatedRate = nan, nan, nan
+	if r.Target.Kind != "local" || r.Workload.Duration <= 0 || r.Started.IsZero() {
+		return pts
+	}
+	stop := r.Started.Add(r.Workload.Duration)
+	for _, s := range r.Steps {
+		if s.End.After(stop) {
+			stop = s.End
+		}
+	}
+	for i := 1; i < len(pts); i++ {
+		from, to := pts[i-1].T, pts[i].T
+		switch {
+		case !to.After(stop):
+		case !from.Before(stop):
+			pts[i].TargetRate, pts[i].ProducedRate = nan, nan
+		default:
+			if f := stop.Sub(from).Seconds() / to.Sub(from).Seconds(); f >= 0.5 {
+				pts[i].ProducedRate /= f
+			} else {
+				pts[i].TargetRate, pts[i].ProducedRate = nan, nan
+			}
+		}
+	}
+	return pts
+}
+
+// meanFinite is the mean of the finite values of f over pts, NaN when none.
+func meanFinite(pts []results.Point, f func(results.Point) float64) float64 {
+	var sum float64
+	n := 0
+	for _, p := range pts {
+		if v := f(p); !math.IsNaN(v) && !math.IsInf(v, 0) {
+			sum += v
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return sum / float64(n)
+}
+
 // reduce returns pts unchanged when short, else one point per bucket.
 func reduce(pts []results.Point, n int) []results.Point {
 	if len(pts) <= n {
@@ -294,12 +422,11 @@ func reduce(pts []results.Point, n int) []results.Point {
 		b := pts[lo:hi]
 		q := b[len(b)-1] // cumulative counts: last
 		q.T = b[0].T
-		q.TargetRate, q.ProducedRate, q.ReplicatedRate = 0, 0, 0
+		q.TargetRate = meanFinite(b, func(p results.Point) float64 { return p.TargetRate })
+		q.ProducedRate = meanFinite(b, func(p results.Point) float64 { return p.ProducedRate })
+		q.ReplicatedRate = meanFinite(b, func(p results.Point) float64 { return p.ReplicatedRate })
 		q.P50Ms, q.P99Ms, q.P999Ms, q.Lag, q.InFlight = b[0].P50Ms, b[0].P99Ms, b[0].P999Ms, b[0].Lag, b[0].InFlight
 		for _, p := range b {
-			q.TargetRate += p.TargetRate / float64(len(b))
-			q.ProducedRate += p.ProducedRate / float64(len(b))
-			q.ReplicatedRate += p.ReplicatedRate / float64(len(b))
 			q.P50Ms = math.Max(q.P50Ms, p.P50Ms)
 			q.P99Ms = math.Max(q.P99Ms, p.P99Ms)
 			q.P999Ms = math.Max(q.P999Ms, p.P999Ms)

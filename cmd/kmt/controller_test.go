@@ -39,6 +39,10 @@ func TestControllerInvalidScenarioExits2(t *testing.T) {
 		}
 	}
 	expectUsage(ctx, t, "--time-scale", "controller", "run", "--scenario", writeScenario(t, "steps: []\n"), "--time-scale", "-1")
+	expectUsage(ctx, t, "workload.message_size: 40: the in-body encoding needs at least", "controller", "run", "--metrics-addr", "",
+		"--scenario", writeScenario(t, "workload:\n  headers: false\n  message_size: 40\n  duration: 1s\n"))
+	expectUsage(ctx, t, "line 2: workload.partitions: must be at least 1, got 0", "controller", "run", "--metrics-addr", "",
+		"--scenario", writeScenario(t, "workload:\n  partitions: 0\n  duration: 1s\n"))
 	expectUsage(ctx, t, "--rate", "local", "--rate", "-5")
 	expectUsage(ctx, t, "no-such-flag", "local", "--no-such-flag")
 }
@@ -134,5 +138,60 @@ func TestControllerFailVerdictExits1(t *testing.T) {
 	var e *exit.Error
 	if !errors.As(err, &e) || e.Code != exit.Fail || !strings.Contains(out, "verdict: FAIL") {
 		t.Fatalf("err %v, want exit 1 and a FAIL verdict\n%s", err, out)
+	}
+}
+
+// TestControllerScenarioArgument checks that the scenario file may be the
+// argument of controller run and validate, and that a missing, doubled or
+// misplaced one is a one-line error with exit 2, not the whole help.
+func TestControllerScenarioArgument(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := writeScenario(t, "name: arg\nworkload:\n  duration: 1s\n")
+	err, out := runKmt(ctx, t, "controller", "validate", p)
+	if err != nil || !strings.Contains(out, "arg: valid, 0 steps") {
+		t.Errorf("controller validate FILE: %v, %q", err, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"controller", "run"}, "controller run: no scenario file: kmt controller run SCENARIO.yaml"},
+		{[]string{"controller", "validate"}, "controller validate: no scenario file"},
+		{[]string{"controller", "validate", p, p}, "one scenario file, got 2 arguments"},
+		{[]string{"controller", "validate", "--scenario", "other.yaml", p}, "give one"},
+		{[]string{"controller", "run", p, "--time-scale", "0.5"}, `flags go before the scenario file: kmt controller run [flags] SCENARIO.yaml (got "--time-scale" after it)`},
+		{[]string{"controller", "run", "--time-scale", "-1", p}, "--time-scale"},
+	} {
+		r := runKmtProcess(ctx, t, nil, tc.args...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != exit.Usage || !strings.Contains(r.stderr, tc.want) || len(lines) != 1 {
+			t.Errorf("kmt %v: exit %d, stderr:\n%s\nwant exit 2 and one line saying %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
+
+// TestHelpPutsNewcomerFlagsFirst checks the order of the flag groups in
+// --help: the command's own flags, then workload, output, Kubernetes.
+func TestHelpPutsNewcomerFlagsFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		args  []string
+		order []string
+	}{
+		{[]string{"controller", "run", "--help"}, []string{"--scenario", "--time-scale", "\n   output\n", "--report", "\n   Kubernetes target (--target kubernetes)\n", "--prometheus-url", "k8s-source cluster security"}},
+		{[]string{"local", "--help"}, []string{"\n   workload\n", "--duration", "--rate", "\n   output\n", "--report"}},
+	} {
+		_, out := runKmt(ctx, t, tc.args...)
+		at := 0
+		for _, w := range tc.order {
+			i := strings.Index(out[at:], w)
+			if i < 0 {
+				t.Errorf("kmt %v: %q missing or out of order in:\n%s", tc.args, w, out)
+				break
+			}
+			at += i
+		}
 	}
 }

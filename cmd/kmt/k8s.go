@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/kmtproject/kmt/controller"
 	"github.com/kmtproject/kmt/controller/fleet"
@@ -28,9 +27,9 @@ func k8sCommand() *cli.Command {
 			Name:  "advertise",
 			Usage: "write a Kafka broker's advertised.listeners, waiting for its per-pod LoadBalancer Service's external address (init container)",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "namespace", Usage: "the broker pod's namespace (downward API)", Required: true},
-				&cli.StringFlag{Name: "pod", Usage: "the broker pod's name (downward API)", Required: true},
-				&cli.PathFlag{Name: "output", Usage: "file to write the advertised.listeners line to", Required: true},
+				&cli.StringFlag{Name: "namespace", Usage: "(required) the broker pod's namespace (downward API)"},
+				&cli.StringFlag{Name: "pod", Usage: "(required) the broker pod's name (downward API)"},
+				&cli.PathFlag{Name: "output", Usage: "(required) file to write the advertised.listeners line to"},
 				&cli.StringFlag{Name: "headless-service", Value: "kafka-broker", Usage: "headless Service of the broker StatefulSet"},
 				&cli.IntFlag{Name: "internal-port", Value: 9092, Usage: "port of the INTERNAL listener"},
 				&cli.IntFlag{Name: "external-port", Value: 9094, Usage: "port of the EXTERNAL listener"},
@@ -46,6 +45,11 @@ func k8sCommand() *cli.Command {
 }
 
 func k8sAdvertise(c *cli.Context) error {
+	for _, f := range []string{"namespace", "pod", "output"} {
+		if c.String(f) == "" {
+			return exit.Usagef("k8s advertise: --%s is required", f)
+		}
+	}
 	for _, p := range []string{"internal-port", "external-port"} {
 		if v := c.Int(p); v < 1 || v > 65535 {
 			return exit.Usagef("--%s: %d is not a TCP port", p, v)
@@ -58,7 +62,7 @@ func k8sAdvertise(c *cli.Context) error {
 	if err != nil {
 		return exit.Usagef("--kubeconfig: %v", err)
 	}
-	cs, err := k8s.NewForConfig(rc)
+	cs, err := kubernetes.NewClient(rc)
 	if err != nil {
 		return fmt.Errorf("advertise: %w", err)
 	}
@@ -120,6 +124,10 @@ func k8sTargetFlags() []cli.Flag {
 	flags = append(flags, connFlags(k8sSourcePrefix)...)
 	return append(flags, connFlags(k8sDestinationPrefix)...)
 }
+
+// k8sTargetOwnFlags is how many of k8sTargetFlags come before the TLS and
+// SASL flags (which have their own help categories).
+const k8sTargetOwnFlags = 14
 
 // Prefixes of the kubernetes target's Kafka security flags.
 const (

@@ -20,9 +20,9 @@ func localCommand() *cli.Command {
 		Description: "Starts two embedded Kafka-compatible clusters on 127.0.0.1, replicates between them with kmt's mirror\n" +
 			"across a fault-injecting WAN link, produces sequence-numbered messages and validates every one at the\n" +
 			"destination. Ends with a summary and a verdict: exit 0 PASS, 1 FAIL, 2 bad flags.",
-		Flags: append([]cli.Flag{
+		Flags: append(inCategory(catWorkload,
 			&cli.DurationFlag{Name: "duration", Value: 60 * time.Second, Usage: "how long to produce"},
-			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic"},
+			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic (0 = unlimited)"},
 			&cli.IntFlag{Name: "message-size", Value: 1000, Usage: "exact value size in bytes"},
 			&cli.IntFlag{Name: "topics", Value: 1, Usage: "number of topics (kmt-0, kmt-1, ...)"},
 			&cli.IntFlag{Name: "partitions", Value: 6, Usage: "partitions per topic"},
@@ -33,7 +33,8 @@ func localCommand() *cli.Command {
 			&cli.BoolFlag{Name: "headers", Value: true, Usage: "carry kmt metadata in record headers (false: in the value, for replicators that drop headers)"},
 			&cli.DurationFlag{Name: "loss-grace", Value: 30 * time.Second, Usage: "how long a gap may stay open before its messages count as lost"},
 			&cli.DurationFlag{Name: "trim-interval", Value: 30 * time.Second, Usage: "delete what the mirror and consumers committed past this often, keeping memory bounded (0: keep everything)"},
-		}, outputFlags()...),
+			&cli.DurationFlag{Name: "trim-keep", Value: time.Minute, Usage: "never trim records younger than this, so Kafka tools still see the last minute of traffic (0: trim all that was consumed)"},
+		), inCategory(catOutput, outputFlags()...)...),
 		Action: localAction,
 	}
 }
@@ -49,12 +50,15 @@ func localAction(c *cli.Context) error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"duration", c.Duration("duration")}, {"loss-grace", c.Duration("loss-grace")}, {"trim-interval", c.Duration("trim-interval")}} {
-		if d.v < 0 || (d.v == 0 && d.flag != "trim-interval") {
+	}{{"duration", c.Duration("duration")}, {"loss-grace", c.Duration("loss-grace")}, {"trim-interval", c.Duration("trim-interval")}, {"trim-keep", c.Duration("trim-keep")}} {
+		if d.v < 0 || (d.v == 0 && d.flag != "trim-interval" && d.flag != "trim-keep") {
 			return exit.Usagef("--%s: must be positive, got %s", d.flag, d.v)
 		}
 	}
 	sc, err := scenario.FromWorkload("local", w)
+	if err == nil {
+		err = local.CheckWorkload(sc.Workload)
+	}
 	if err != nil {
 		return exit.Usagef("--%s", flagOf(err.Error()))
 	}
@@ -72,10 +76,14 @@ func flagOf(msg string) string {
 
 // runLocal runs sc on a fresh local topology.
 func runLocal(c *cli.Context, sc *scenario.Scenario) error {
+	// Refused before anything starts (the clusters take seconds).
+	if err := local.CheckWorkload(sc.Workload); err != nil {
+		return exit.Usagef("%v", err)
+	}
 	reg := metricsserver.NewRegistry()
 	opts := []local.Option{local.Registry(reg)}
 	if c.IsSet("trim-interval") || c.Command.Name == "local" {
-		opts = append(opts, local.Trim(c.Duration("trim-interval")))
+		opts = append(opts, local.Trim(c.Duration("trim-interval")), local.TrimKeep(c.Duration("trim-keep")))
 	}
 	if c.Path("report") != "" || c.Path("results-json") != "" {
 		opts = append(opts, local.AnomalyLimit(1000))

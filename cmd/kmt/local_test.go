@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/kafkatest"
 )
 
@@ -126,5 +129,69 @@ func TestLocalCommand(t *testing.T) {
 	}
 	if sum.Latency["p50"] > sum.Latency["p99"] || sum.Latency["p99"] > sum.Latency["max"] {
 		t.Errorf("latency percentiles out of order: %v", sum.Latency)
+	}
+}
+
+// TestLocalZeroAndTooSmallRefusedBeforeStart checks that a zero the user
+// gives kmt local is refused naming the flag (never swapped for the
+// default), and that a message size too small for the in-body encoding is
+// refused the same way, before either cluster starts (no broker addresses
+// printed). --duration 1s keeps a wrongly accepted run short.
+func TestLocalZeroAndTooSmallRefusedBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--partitions", "0"}, "--partitions: must be at least 1, got 0"},
+		{[]string{"--message-size", "0"}, "--message-size: must be at least 1, got 0"},
+		{[]string{"--brokers", "0"}, "--brokers: must be at least 1, got 0"},
+		{[]string{"--topics", "0"}, "--topics: must be at least 1, got 0"},
+		{[]string{"--producers", "0"}, "--producers: must be at least 1, got 0"},
+		{[]string{"--consumers", "0"}, "--consumers: must be at least 1, got 0"},
+		{[]string{"--replicators", "0"}, "--replicators: must be at least 1, got 0"},
+		{[]string{"--loss-grace", "0s"}, "--loss-grace: must be positive"},
+		{[]string{"--rate", "-1"}, "--rate: must be a finite number >= 0 (0 = unlimited)"},
+		{[]string{"--headers=false", "--message-size", "40"}, "--message-size: 40: the in-body encoding needs at least"},
+	} {
+		app := newApp()
+		var stderr bytes.Buffer
+		app.Writer, app.ErrWriter = &bytes.Buffer{}, &stderr
+		args := append([]string{"kmt", "local", "--duration", "1s", "--metrics-addr", ""}, tc.args...)
+		err := app.RunContext(ctx, args)
+		if exit.Code(err) != exit.Usage || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("kmt local %v: exit %d, error %v; want exit 2 saying %q", tc.args, exit.Code(err), err, tc.want)
+		}
+		if strings.Contains(stderr.String(), "brokers:") {
+			t.Errorf("kmt local %v started the clusters before refusing:\n%s", tc.args, stderr.String())
+		}
+	}
+}
+
+// TestTwoLocalRunsShareTheDefaultMetricsPort holds the default metrics
+// address 127.0.0.1:9102 (as a first kmt local would) and runs kmt local
+// without --metrics-addr: it must run, serve its metrics on another port
+// and print that URL. The same address given explicitly is refused (exit 2).
+func TestTwoLocalRunsShareTheDefaultMetricsPort(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:9102")
+	if err != nil {
+		t.Logf("127.0.0.1:9102 already taken (%v): that is the case under test", err)
+	} else {
+		t.Cleanup(func() { ln.Close() })
+	}
+	r := runKmtProcess(ctx, t, nil, "local", "--duration", "1s", "--rate", "50", "--loss-grace", "2s", "--brokers", "1", "--consumers", "1", "--replicators", "1")
+	if r.code != 0 {
+		t.Fatalf("second kmt local: exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	m := regexp.MustCompile(`metrics: +http://127\.0\.0\.1:(\d+)/metrics \(127\.0\.0\.1:9102 is in use`).FindStringSubmatch(r.stderr)
+	if m == nil || m[1] == "9102" {
+		t.Fatalf("no fallback metrics URL printed:\n%s", r.stderr)
+	}
+	r = runKmtProcess(ctx, t, nil, "local", "--duration", "1s", "--metrics-addr", "127.0.0.1:9102")
+	if r.code != 2 || !strings.Contains(r.stderr, "--metrics-addr") {
+		t.Errorf("explicit taken --metrics-addr: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }

@@ -5,11 +5,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"syscall"
 
@@ -81,8 +83,10 @@ func newApp() *cli.App {
 	}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = usageError
+		cmd.CustomHelpTemplate = orderedHelpTemplate
 		for _, sub := range cmd.Subcommands {
 			sub.OnUsageError = usageError
+			sub.CustomHelpTemplate = orderedHelpTemplate
 		}
 	}
 	addEnvVars(app.Flags)
@@ -96,7 +100,66 @@ func newApp() *cli.App {
 }
 
 func usageError(c *cli.Context, err error, _ bool) error {
-	return exit.Usagef("%s: %v", c.Command.FullName(), err)
+	if c.Command == nil || c.Command.FullName() == "" || c.Command.FullName() == c.App.Name {
+		return exit.Usagef("%s", flagErrorText(c, err))
+	}
+	return exit.Usagef("%s: %s", c.Command.FullName(), flagErrorText(c, err))
+}
+
+var (
+	// The flag package's and urfave/cli's wordings of a bad flag value.
+	badValueRe = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([\w-]+): `)
+	badEnvRe   = regexp.MustCompile(`^could not parse "(.*)" as \w+ value from environment variable "(\w+)" for flag ([\w-]+): `)
+	noArgRe    = regexp.MustCompile(`^flag needs an argument: -([\w-]+)$`)
+)
+
+// flagErrorText rewrites the flag parser's terse errors ("invalid value
+// "abc" for flag -rate: parse error") into one line naming the flag with two
+// dashes and what it expects ("--rate: "abc" is not a number"); other errors
+// pass through.
+func flagErrorText(c *cli.Context, err error) string {
+	msg := err.Error()
+	if m := badValueRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("--%s: %q is not %s", m[2], m[1], cmp.Or(expects(c, m[2]), "a valid value"))
+	}
+	if m := badEnvRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("--%s (from $%s): %q is not %s", m[3], m[2], m[1], cmp.Or(expects(c, m[3]), "a valid value"))
+	}
+	if m := noArgRe.FindStringSubmatch(msg); m != nil {
+		if want := expects(c, m[1]); want != "" {
+			return fmt.Sprintf("--%s needs a value: %s", m[1], want)
+		}
+		return fmt.Sprintf("--%s needs a value", m[1])
+	}
+	return msg
+}
+
+// expects says what kind of value the flag name takes, for error messages
+// ("" for a string or list flag).
+func expects(c *cli.Context, name string) string {
+	var flags []cli.Flag
+	if c.Command != nil {
+		flags = append(flags, c.Command.Flags...)
+	}
+	flags = append(flags, c.App.Flags...)
+	for _, f := range flags {
+		if !slices.Contains(f.Names(), name) {
+			continue
+		}
+		switch f.(type) {
+		case *cli.IntFlag, *cli.Int64Flag:
+			return "a whole number"
+		case *cli.UintFlag, *cli.Uint64Flag:
+			return "a whole number >= 0"
+		case *cli.Float64Flag:
+			return "a number"
+		case *cli.DurationFlag:
+			return "a duration like 500ms, 30s or 5m"
+		case *cli.BoolFlag:
+			return "true or false"
+		}
+	}
+	return ""
 }
 
 // addEnvVars makes every flag settable as KMT_<NAME> (dashes as underscores).

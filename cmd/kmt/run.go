@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +28,34 @@ func outputFlags() []cli.Flag {
 		&cli.PathFlag{Name: "summary-json", Usage: "write the one-screen summary as JSON to this file"},
 		&cli.PathFlag{Name: "results-json", Usage: "write the full results (workload, steps, series, verdicts) as JSON to this file"},
 		&cli.PathFlag{Name: "report", Usage: "write report.html, report.md, charts and results.json into this directory"},
-		&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9102", Usage: "serve Prometheus metrics on this address (empty: off)"},
+		&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9102", Usage: "serve Prometheus metrics on this address (empty: off); when the default is taken (another kmt), a free port is used and printed"},
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve /debug/pprof/ on the metrics address"},
 		&cli.StringFlag{Name: "grafana-url", Usage: "post fault windows as annotations to this Grafana (token in KMT_GRAFANA_TOKEN)"},
 		&cli.StringFlag{Name: "grafana-token", Usage: "Grafana service account token for annotations", EnvVars: []string{"KMT_GRAFANA_TOKEN"}},
 	}
+}
+
+// startMetrics serves reg on --metrics-addr. When the address is the default
+// (not given by the user) and already in use, another kmt most likely holds
+// it: the server moves to a free port on the same host instead of failing,
+// so two runs work side by side without a flag. The URL is printed on
+// stderr either way. A taken address the user asked for is a usage error.
+func startMetrics(c *cli.Context, reg *prometheus.Registry) (*metricsserver.Server, error) {
+	addr := c.String("metrics-addr")
+	srv, err := metricsserver.Start(c.Context, addr, reg, c.Bool("pprof"))
+	note := ""
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) && !c.IsSet("metrics-addr") {
+		host, _, _ := net.SplitHostPort(addr)
+		srv, err = metricsserver.Start(c.Context, net.JoinHostPort(host, "0"), reg, c.Bool("pprof"))
+		note = fmt.Sprintf(" (%s is in use, another kmt?)", addr)
+	}
+	if err != nil {
+		return nil, exit.Usagef("--metrics-addr: %v", err)
+	}
+	if srv != nil {
+		fmt.Fprintf(c.App.ErrWriter, "metrics:             %s%s\n", srv.URL(), note)
+	}
+	return srv, nil
 }
 
 // statusWriter prints live status lines: overwritten in place on a
@@ -71,9 +96,9 @@ func runScenario(c *cli.Context, sc *scenario.Scenario, target controller.Target
 		reg = metricsserver.NewRegistry()
 	}
 	cm := controller.NewMetrics(reg)
-	srv, err := metricsserver.Start(ctx, c.String("metrics-addr"), reg, c.Bool("pprof"))
+	srv, err := startMetrics(c, reg)
 	if err != nil {
-		return exit.Usagef("--metrics-addr: %v", err)
+		return err
 	}
 	defer srv.Close()
 	status := newStatusWriter(os.Stderr)

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8s "k8s.io/client-go/kubernetes"
 )
 
 // PodNameLabel is the label the StatefulSet controller puts on each of its
@@ -79,7 +78,7 @@ func (a Advertised) Properties() string {
 // Advertise computes the addresses broker cfg.Pod must advertise. With an
 // ExternalService it waits (creating the Service from TemplateService when
 // asked) until the Service has a load balancer address.
-func Advertise(ctx context.Context, c k8s.Interface, cfg AdvertiseConfig) (Advertised, error) {
+func Advertise(ctx context.Context, c Client, cfg AdvertiseConfig) (Advertised, error) {
 	if cfg.Namespace == "" || cfg.Pod == "" {
 		return Advertised{}, errors.New("advertise: namespace and pod name are required")
 	}
@@ -144,7 +143,7 @@ func Advertise(ctx context.Context, c k8s.Interface, cfg AdvertiseConfig) (Adver
 // externalAddress returns the load balancer address of Service name, ""
 // while there is none yet (or its host name does not resolve yet, with
 // WaitDNS), creating the Service from the template when it is missing.
-func externalAddress(ctx context.Context, c k8s.Interface, cfg AdvertiseConfig, name string) (string, error) {
+func externalAddress(ctx context.Context, c Client, cfg AdvertiseConfig, name string) (string, error) {
 	svcs := c.CoreV1().Services(cfg.Namespace)
 	svc, err := svcs.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -186,7 +185,7 @@ func externalAddress(ctx context.Context, c k8s.Interface, cfg AdvertiseConfig, 
 
 // createFromTemplate creates Service name as a copy of cfg.TemplateService
 // that selects cfg.Pod.
-func createFromTemplate(ctx context.Context, c k8s.Interface, cfg AdvertiseConfig, name string) error {
+func createFromTemplate(ctx context.Context, c Client, cfg AdvertiseConfig, name string) error {
 	svcs := c.CoreV1().Services(cfg.Namespace)
 	tpl, err := svcs.Get(ctx, cfg.TemplateService, metav1.GetOptions{})
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/kmtproject/kmt/controller"
 )
@@ -56,7 +55,7 @@ func (t *Target) RestartBroker(ctx context.Context, cluster controller.Cluster, 
 
 // resolveBroker turns "random", an ordinal ("2") or a pod name
 // ("kafka-broker-2") into an ordinal that exists in the StatefulSet.
-func (t *Target) resolveBroker(ctx context.Context, c k8s.Interface, ns, id string) (int, error) {
+func (t *Target) resolveBroker(ctx context.Context, c Client, ns, id string) (int, error) {
 	sts, err := c.AppsV1().StatefulSets(ns).Get(ctx, t.cfg.BrokerStatefulSet, metav1.GetOptions{})
 	if err != nil {
 		return 0, fmt.Errorf("get statefulset %s/%s: %w", ns, t.cfg.BrokerStatefulSet, err)
@@ -103,7 +102,7 @@ func (t *Target) ordinal(pod string) (int, bool) {
 }
 
 // brokerPods lists the pods selected by the broker StatefulSet.
-func (t *Target) brokerPods(ctx context.Context, c k8s.Interface, ns string) ([]corev1.Pod, error) {
+func (t *Target) brokerPods(ctx context.Context, c Client, ns string) ([]corev1.Pod, error) {
 	sts, err := c.AppsV1().StatefulSets(ns).Get(ctx, t.cfg.BrokerStatefulSet, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get statefulset %s/%s: %w", ns, t.cfg.BrokerStatefulSet, err)
@@ -121,7 +120,7 @@ func (t *Target) brokerPods(ctx context.Context, c k8s.Interface, ns string) ([]
 
 // replaceBrokerPod deletes the broker pod of ordinal and waits until a pod
 // of that name with another UID is Ready.
-func (t *Target) replaceBrokerPod(ctx context.Context, c k8s.Interface, ns string, ordinal int) error {
+func (t *Target) replaceBrokerPod(ctx context.Context, c Client, ns string, ordinal int) error {
 	name := fmt.Sprintf("%s-%d", t.cfg.BrokerStatefulSet, ordinal)
 	pod, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {

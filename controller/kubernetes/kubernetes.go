@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/dynamic"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/kmtproject/kmt/controller"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
@@ -160,7 +159,7 @@ func (c *Config) setDefaults() {
 
 // Target acts on the two regions. It is safe for concurrent use.
 type Target struct {
-	src, dst k8s.Interface
+	src, dst Client
 	dyn      dynamic.Interface
 	cfg      Config
 	log      *slog.Logger
@@ -177,7 +176,7 @@ var _ controller.Target = (*Target)(nil)
 // New returns a target acting on source and destination (the same clientset
 // twice when both regions are namespaces of one cluster) and creating Chaos
 // Mesh resources in the destination cluster through dyn.
-func New(source, destination k8s.Interface, dyn dynamic.Interface, cfg Config) (*Target, error) {
+func New(source, destination Client, dyn dynamic.Interface, cfg Config) (*Target, error) {
 	if source == nil || destination == nil {
 		return nil, errors.New("kubernetes target: source and destination clientsets are required")
 	}
@@ -198,7 +197,7 @@ func New(source, destination k8s.Interface, dyn dynamic.Interface, cfg Config) (
 func (t *Target) Name() string { return "kubernetes" }
 
 // client returns the clientset and namespace of cluster.
-func (t *Target) client(cluster controller.Cluster) (k8s.Interface, string, error) {
+func (t *Target) client(cluster controller.Cluster) (Client, string, error) {
 	switch cluster {
 	case controller.Source:
 		return t.src, t.cfg.SourceNamespace, nil

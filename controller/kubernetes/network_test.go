@@ -383,3 +383,28 @@ func TestNetworkNotInjectedIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLatencyIsOneWayReplicatorToSource pins what `network: latency` means
+// on the kubernetes target, the same as on the local one (docs/scenarios.md):
+// one netem delay of exactly the given latency on the replicator pods'
+// egress towards the source brokers (direction to), nothing on the way back,
+// whether the source is another cluster (external addresses) or pods.
+func TestLatencyIsOneWayReplicatorToSource(t *testing.T) {
+	for _, wt := range []wanTarget{
+		{external: []string{"203.0.113.7"}},
+		{podNS: "kmt-source", podLabel: map[string]string{"app": "kafka-broker"}},
+	} {
+		specs, err := chaosSpecs(controller.NetworkSpec{Latency: 100 * time.Millisecond, Jitter: 10 * time.Millisecond}, wt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(specs) != 1 {
+			t.Fatalf("%d specs, want one delay", len(specs))
+		}
+		s := specs[0]
+		d, _ := s["delay"].(map[string]any)
+		if s["action"] != "delay" || s["direction"] != "to" || d["latency"] != "100ms" || d["jitter"] != "10ms" {
+			t.Errorf("latency 100ms ± 10ms injected as %v", s)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	k8s "k8s.io/client-go/kubernetes"
 )
 
 // ScaleReplicator sets the replicator Deployment's replicas through the
@@ -39,7 +38,7 @@ func (t *Target) ScaleReplicator(ctx context.Context, workers int) error {
 
 // waitDeployment waits until deployment ns/name has exactly want pods, all
 // Ready and of its current template.
-func (t *Target) waitDeployment(ctx context.Context, c k8s.Interface, ns, name string, want int32) error {
+func (t *Target) waitDeployment(ctx context.Context, c Client, ns, name string, want int32) error {
 	return t.poll(ctx, fmt.Sprintf("wait for deployment %s/%s to have %d Ready pods", ns, name, want), func(ctx context.Context) (bool, error) {
 		dep, err := c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/IBM/sarama"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/kmtproject/kmt/internal/kafkaconf"
 )
@@ -92,7 +91,7 @@ func (t *Target) CreateTopic(ctx context.Context, topic string, partitions int) 
 		t.log.Info("topic created", "cluster", "source", "topic", topic, "partitions", partitions)
 	}
 	for _, d := range []struct {
-		c        k8s.Interface
+		c        Client
 		ns, name string
 	}{{t.src, t.cfg.SourceNamespace, t.cfg.ProducerDeployment}, {t.dst, t.cfg.DestinationNamespace, t.cfg.ConsumerDeployment}} {
 		if err := t.addTopicToDeployment(ctx, d.c, d.ns, d.name, topic); err != nil {
@@ -104,7 +103,7 @@ func (t *Target) CreateTopic(ctx context.Context, topic string, partitions int) 
 
 // addTopicToDeployment appends topic to the KMT_TOPICS variable of the
 // workload container of deployment ns/name and waits for the rollout.
-func (t *Target) addTopicToDeployment(ctx context.Context, c k8s.Interface, ns, name, topic string) error {
+func (t *Target) addTopicToDeployment(ctx context.Context, c Client, ns, name, topic string) error {
 	dep, err := c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("get deployment %s/%s: %w", ns, name, err)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -43,6 +44,7 @@ type options struct {
 	reg          prometheus.Registerer
 	faults       mirror.Faults
 	trimEvery    time.Duration
+	trimKeep     time.Duration
 	clusterOpts  []embedded.Option
 	conn         func(kafkaconf.Conn) kafkaconf.Conn
 	anomalyLimit int
@@ -63,6 +65,12 @@ func MirrorFaults(f mirror.Faults) Option { return func(o *options) { o.faults =
 // bounded amount of data in memory. Default 0: keep everything (tests read
 // the topics back).
 func Trim(interval time.Duration) Option { return func(o *options) { o.trimEvery = interval } }
+
+// TrimKeep makes trimming spare every record younger than d (by record
+// timestamp, the producer's creation time), so a person can still read the
+// last d of traffic with any Kafka tool while the run goes on. Default 0:
+// trim everything committed past.
+func TrimKeep(d time.Duration) Option { return func(o *options) { o.trimKeep = d } }
 
 // ClusterOptions are passed to both embedded clusters (TLS, SASL). Default:
 // none.
@@ -162,9 +170,42 @@ type producerProc struct {
 	cut        *killswitch.Switch // its dialer, for an abrupt kill
 }
 
+// longestProducerID is the longest producer id the local target uses for
+// w: producers are named producer-1, producer-2, ... and create-topic and
+// add-partitions steps start more; the check allows a thousand of those.
+func longestProducerID(w scenario.Workload) string {
+	return "producer-" + strconv.Itoa(w.Producers+1000)
+}
+
+// CheckWorkload reports what in w the local target cannot run, naming the
+// workload field (workload.message_size: ...), before anything starts: the
+// producers' settings as their producer.Config.Validate would refuse them
+// after both clusters had started.
+func CheckWorkload(w scenario.Workload) error {
+	enc := message.Headers
+	if w.Headers != nil && !*w.Headers {
+		enc = message.Body
+	}
+	err := producer.Config{ID: longestProducerID(w), Topics: []string{"kmt-0"}, Rate: w.Rate,
+		MessageSize: w.MessageSize, Encoding: enc}.Validate()
+	var ce *producer.ConfigError
+	if errors.As(err, &ce) {
+		field := map[string]string{"MessageSize": "message_size", "Rate": "rate"}[ce.Field]
+		if field == "" {
+			field = ce.Field
+		}
+		return fmt.Errorf("workload.%s: %v: %s", field, ce.Value, ce.Reason)
+	}
+	return err
+}
+
 // New starts the two embedded clusters and the WAN link. w must have its
-// defaults applied (scenario.Parse or scenario.FromWorkload do).
+// defaults applied (scenario.Parse or scenario.FromWorkload do); a workload
+// CheckWorkload refuses is refused before anything starts.
 func New(w scenario.Workload, opts ...Option) (*Target, error) {
+	if err := CheckWorkload(w); err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
 	o := options{anomalyLimit: 50}
 	for _, opt := range opts {
 		opt(&o)
@@ -225,6 +266,11 @@ func (t *Target) Topics() []string {
 	defer t.mu.Unlock()
 	return append([]string(nil), t.topics...)
 }
+
+// LatencySnapshot returns the cumulative end-to-end latency histogram of
+// every message received so far (microseconds); the controller takes one
+// at each step boundary for the steps' latency curves.
+func (t *Target) LatencySnapshot() *hdrhistogram.Snapshot { return t.lat.Snapshot() }
 
 // Ledger returns the consumers' shared accounting.
 func (t *Target) Ledger() *consumer.Ledger { return t.ledger }
@@ -457,8 +503,12 @@ func (t *Target) trimLoop() {
 			if s.tr == nil {
 				s.tr, err = mirror.NewTrimmer(t.runCtx, t.conn(s.c, "kmt-trim"))
 			}
+			var limit func(string, int32) (int64, bool)
+			if err == nil && t.o.trimKeep > 0 {
+				limit, err = s.tr.OlderThan(topics, time.Now().Add(-t.o.trimKeep))
+			}
 			if err == nil {
-				if _, err = s.tr.Trim(t.runCtx, s.group, topics); err != nil {
+				if _, err = s.tr.TrimBelow(t.runCtx, s.group, topics, limit); err != nil {
 					_ = s.tr.Close()
 					s.tr = nil
 				}
@@ -735,9 +785,13 @@ func (t *Target) theMirror() (*mirror.Mirror, error) {
 	return t.mirror, nil
 }
 
-// Network degrades the WAN link; the undo heals it.
+// Network degrades the WAN link between the replicator and the source
+// cluster; the undo heals it.
 func (t *Target) Network(_ context.Context, spec controller.NetworkSpec) (func(context.Context) error, error) {
-	c := wan.Conditions{Latency: spec.Latency, Jitter: spec.Jitter, Bandwidth: spec.Bandwidth, ResetPct: spec.ResetPct, Cut: spec.Cut}
+	// Latency and jitter delay what the replicator sends to the source (its
+	// fetch requests), one way, exactly what Chaos Mesh's delay does on the
+	// kubernetes target (see docs/scenarios.md, "network: latency").
+	c := wan.Conditions{Latency: spec.Latency, Jitter: spec.Jitter, UpOnly: true, Bandwidth: spec.Bandwidth, ResetPct: spec.ResetPct, Cut: spec.Cut}
 	if spec.LossPct > 0 || spec.Stall > 0 {
 		c.StallPct, c.Stall = spec.LossPct, spec.Stall
 		if c.Stall == 0 {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -54,11 +55,14 @@ type Scenario struct {
 	Expect []Assertion `yaml:"expect"`
 }
 
-// Workload is the traffic a scenario runs.
+// Workload is the traffic a scenario runs. A field absent from the file gets
+// the default written next to it; a field given, zero included, is used as
+// given or refused (rate: 0 means unlimited; a zero count or duration is
+// refused).
 type Workload struct {
 	Topics      int      `yaml:"topics"`       // default 1
 	Partitions  int      `yaml:"partitions"`   // default 6
-	Rate        float64  `yaml:"rate"`         // messages/s per topic, default 1000
+	Rate        float64  `yaml:"rate"`         // messages/s per topic, default 1000; 0 = unlimited (as fast as the producers can)
 	MessageSize int      `yaml:"message_size"` // bytes, default 1000
 	Producers   int      `yaml:"producers"`    // default 1
 	Consumers   int      `yaml:"consumers"`    // default 2
@@ -173,8 +177,11 @@ func Load(path string) (*Scenario, error) {
 	return s, nil
 }
 
-// FromWorkload returns a scenario without steps that runs w, with defaults
-// applied. Errors name the workload field ("workload.rate: ...").
+// FromWorkload returns a scenario without steps that runs w. Every numeric
+// field of w is taken as given (a command line supplies each one, its flag's
+// default included): a zero is validated, never replaced by a default; only
+// Headers (nil: true) and MirrorMode (empty: safe) get defaults. Errors name
+// the workload field ("workload.rate: ...").
 func FromWorkload(name string, w Workload) (*Scenario, error) {
 	s := &Scenario{Name: name, Workload: w}
 	if err := s.validate(nil); err != nil {
@@ -233,6 +240,27 @@ func checkFields(doc *yaml.Node, s *Scenario) error {
 	return nil
 }
 
+// hasKey reports whether the mapping path (keys from n down) exists in n.
+func hasKey(n *yaml.Node, path ...string) bool {
+	for _, key := range path {
+		if n.Kind != yaml.MappingNode {
+			return false
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				n = n.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 // lineOf returns the line of key in mapping n, or n's line.
 func lineOf(n *yaml.Node, path ...string) int {
 	line := n.Line
@@ -268,25 +296,29 @@ func (s *Scenario) validate(doc *yaml.Node) error {
 	default:
 		return fail("verdict", []string{"verdict"}, "%q is not PASS or FAIL", s.Verdict)
 	}
-	def := func(p *int, v int) {
-		if *p == 0 {
+	// A field the file (or the caller of FromWorkload) gave is used as
+	// given, a zero included, and validated; only an absent field gets its
+	// default. A zero is never silently swapped for the default.
+	given := func(f string) bool { return doc == nil || hasKey(doc, "workload", f) }
+	def := func(f string, p *int, v int) {
+		if !given(f) {
 			*p = v
 		}
 	}
-	def(&w.Topics, 1)
-	def(&w.Partitions, 6)
-	def(&w.MessageSize, 1000)
-	def(&w.Producers, 1)
-	def(&w.Consumers, 2)
-	def(&w.Brokers, 3)
-	def(&w.Replicators, 2)
-	if w.Rate == 0 {
+	def("topics", &w.Topics, 1)
+	def("partitions", &w.Partitions, 6)
+	def("message_size", &w.MessageSize, 1000)
+	def("producers", &w.Producers, 1)
+	def("consumers", &w.Consumers, 2)
+	def("brokers", &w.Brokers, 3)
+	def("replicators", &w.Replicators, 2)
+	if !given("rate") {
 		w.Rate = 1000
 	}
-	if w.Duration == 0 {
+	if !given("duration") {
 		w.Duration = Duration(2 * time.Minute)
 	}
-	if w.LossGrace == 0 {
+	if !given("loss_grace") {
 		w.LossGrace = Duration(30 * time.Second)
 	}
 	if w.Headers == nil {
@@ -303,8 +335,17 @@ func (s *Scenario) validate(doc *yaml.Node) error {
 			return fail("workload."+c.name, wl(c.name), "must be at least %d, got %d", c.min, c.v)
 		}
 	}
-	if w.Rate < 0 {
-		return fail("workload.rate", wl("rate"), "must not be negative, got %g", w.Rate)
+	if w.Rate < 0 || math.IsNaN(w.Rate) || math.IsInf(w.Rate, 0) {
+		return fail("workload.rate", wl("rate"), "must be a finite number >= 0 (0 = unlimited), got %g", w.Rate)
+	}
+	if w.Rate > 0 && w.Rate < 1e-3 {
+		return fail("workload.rate", wl("rate"), "must be at least 0.001 messages/s (or 0 for unlimited), got %g", w.Rate)
+	}
+	if w.Duration == 0 {
+		return fail("workload.duration", wl("duration"), "must be positive, got 0s")
+	}
+	if w.LossGrace == 0 {
+		return fail("workload.loss_grace", wl("loss_grace"), "must be positive, got 0s")
 	}
 	switch w.MirrorMode {
 	case "":

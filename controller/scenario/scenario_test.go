@@ -76,7 +76,7 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"bad cluster", "steps:\n  - action: kill-broker\n    cluster: east\n", `steps[0].cluster: "east" is not source or destination`},
 		{"bad duration", "steps:\n  - at: soon\n    action: wait\n", `line 2: "soon" is not a duration`},
 		{"bad assertion", "steps:\n  - action: wait\n    duration: 1s\n    expect: [\"lots == 0\"]\n", `line 4: expect: "lots == 0": unknown metric "lots"`},
-		{"negative rate", "workload:\n  rate: -5\n", "line 2: workload.rate: must not be negative"},
+		{"negative rate", "workload:\n  rate: -5\n", "line 2: workload.rate: must be a finite number >= 0"},
 		{"network without for", "steps:\n  - action: network\n    latency: 10ms\n", "steps[0].for: a network fault needs for:"},
 		{"bad bandwidth", "steps:\n  - action: network\n    bandwidth: fast\n    for: 1s\n", `steps[0].bandwidth: "fast" is not a bandwidth`},
 		{"bad verdict", "verdict: MAYBE\n", `line 1: verdict: "MAYBE" is not PASS or FAIL`},
@@ -90,6 +90,42 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestZeroIsNeverTheDefault checks that a zero the file gives is used or
+// refused naming the field, never replaced by the default an absent field
+// gets; rate: 0 means unlimited, as on kmt produce.
+func TestZeroIsNeverTheDefault(t *testing.T) {
+	for _, f := range []string{"topics", "partitions", "message_size", "producers", "consumers", "brokers", "replicators"} {
+		_, err := Parse([]byte("workload:\n  " + f + ": 0\n"))
+		if want := "line 2: workload." + f + ": must be at least 1, got 0"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: 0: error %v, want %q", f, err, want)
+		}
+	}
+	for _, f := range []string{"duration", "loss_grace"} {
+		_, err := Parse([]byte("workload:\n  " + f + ": 0s\n"))
+		if want := "line 2: workload." + f + ": must be positive"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: 0s: error %v, want %q", f, err, want)
+		}
+	}
+	s, err := Parse([]byte("workload:\n  rate: 0\n"))
+	if err != nil || s.Workload.Rate != 0 {
+		t.Fatalf("rate: 0: %v, rate %v; want 0 (unlimited)", err, s)
+	}
+	s, err = Parse([]byte("workload:\n  topics: 2\n"))
+	if err != nil || s.Workload.Rate != 1000 || s.Workload.Partitions != 6 || s.Workload.MessageSize != 1000 {
+		t.Fatalf("absent fields: %v, %+v; want the defaults", err, s.Workload)
+	}
+	hdr := true
+	if _, err := FromWorkload("cli", Workload{Topics: 1, Partitions: 0, MessageSize: 1000, Producers: 1, Consumers: 1, Brokers: 1, Replicators: 1,
+		Rate: 0, Headers: &hdr, Duration: Duration(time.Second), LossGrace: Duration(time.Second)}); err == nil || !strings.Contains(err.Error(), "workload.partitions: must be at least 1, got 0") {
+		t.Errorf("FromWorkload with partitions 0: %v", err)
+	}
+	s, err = FromWorkload("cli", Workload{Topics: 1, Partitions: 1, MessageSize: 1000, Producers: 1, Consumers: 1, Brokers: 1, Replicators: 1,
+		Rate: 0, Headers: &hdr, Duration: Duration(time.Second), LossGrace: Duration(time.Second)})
+	if err != nil || s.Workload.Rate != 0 {
+		t.Errorf("FromWorkload with rate 0: %v; want rate 0 kept (unlimited)", err)
 	}
 }
 

@@ -1,6 +1,9 @@
 package dashboard
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // gridWidth is the number of columns of Grafana's layout grid.
 const gridWidth = 24
@@ -24,6 +27,7 @@ func (l *layout) row(title string) {
 	l.nextID++
 	l.panels = append(l.panels, Panel{
 		Collapsed: &collapsed,
+		Panels:    &[]Panel{},
 		GridPos:   GridPos{H: 1, W: gridWidth, X: 0, Y: l.y},
 		ID:        l.nextID,
 		Title:     title,
@@ -56,8 +60,16 @@ func (l *layout) newline() {
 	l.x, l.lineH = 0, 0
 }
 
-// query is a range query drawn over time.
+// query is a range query drawn over time. A legend ending in " {{region}}"
+// becomes "...{{in_region}}", with in_region (" " + region) added to the
+// series that have a region label: "sent kmt-0 source" on Kubernetes,
+// "sent kmt-0" with no trailing space on kmt local, which has no region
+// label (Grafana renders a missing label as nothing).
 func query(expr, legend string) Target {
+	if l, ok := strings.CutSuffix(legend, " {{region}}"); ok {
+		expr = `label_replace(` + expr + `, "in_region", " $1", "region", "(.+)")`
+		legend = l + "{{in_region}}"
+	}
 	return Target{Datasource: Prometheus, EditorMode: "code", Expr: expr, LegendFormat: legend, Range: true}
 }
 
@@ -199,14 +211,15 @@ func stat(title, desc, unit string, decimals *int, th Thresholds, targets ...Tar
 			Overrides: []Override{},
 		},
 		Options: map[string]any{
-			"colorMode":         "background",
-			"graphMode":         "none",
-			"justifyMode":       "auto",
-			"orientation":       "auto",
-			"reduceOptions":     map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
-			"showPercentChange": false,
-			"textMode":          "auto",
-			"wideLayout":        true,
+			"colorMode":              "background",
+			"graphMode":              "none",
+			"justifyMode":            "auto",
+			"orientation":            "auto",
+			"reduceOptions":          map[string]any{"calcs": []string{"lastNotNull"}, "fields": "", "values": false},
+			"showPercentChange":      false,
+			"percentChangeColorMode": "standard",
+			"textMode":               "auto",
+			"wideLayout":             true,
 		},
 		Targets: withRefIDs(targets),
 		Title:   title,
@@ -238,6 +251,7 @@ func heatmap(title, desc, unit string, t Target) Panel {
 			"filterValues": map[string]any{"le": 1e-9},
 			"legend":       map[string]any{"show": true},
 			"rowsFrame":    map[string]any{"layout": "auto"},
+			"showValue":    "auto",
 			"tooltip":      map[string]any{"mode": "single", "showColorScale": false, "yHistogram": false},
 			"yAxis":        map[string]any{"axisPlacement": "left", "reverse": false, "unit": unit},
 		},
@@ -284,6 +298,7 @@ func totalsTable(title, desc string, columns []string, red map[string]bool, targ
 		},
 		Options: map[string]any{
 			"cellHeight": "sm",
+			"frameIndex": 0,
 			"footer":     map[string]any{"countRows": false, "fields": "", "reducer": []string{"sum"}, "show": true},
 			"showHeader": true,
 			"sortBy":     []any{map[string]any{"desc": true, "displayName": columns[0]}},

@@ -53,7 +53,9 @@ func Queries(d Dashboard) []PanelQuery {
 			for _, t := range p.Targets {
 				out = append(out, PanelQuery{PanelID: p.ID, PanelTitle: p.Title, RefID: t.RefID, Expr: t.Expr, Instant: t.Instant})
 			}
-			walk(p.Panels)
+			if p.Panels != nil {
+				walk(*p.Panels)
+			}
 		}
 	}
 	walk(d.Panels)

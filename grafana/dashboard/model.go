@@ -39,8 +39,11 @@ type Dashboard struct {
 type Link struct {
 	Title       string   `json:"title"`
 	Type        string   `json:"type"`
+	Icon        string   `json:"icon"`
+	Tooltip     string   `json:"tooltip"`
 	Tags        []string `json:"tags"`
 	AsDropdown  bool     `json:"asDropdown"`
+	TargetBlank bool     `json:"targetBlank"`
 	IncludeVars bool     `json:"includeVars"`
 	KeepTime    bool     `json:"keepTime"`
 }
@@ -143,14 +146,16 @@ type GridPos struct {
 
 // Panel is one dashboard panel (or a row).
 type Panel struct {
-	Collapsed       *bool            `json:"collapsed,omitempty"`
-	Datasource      *Datasource      `json:"datasource,omitempty"`
-	Description     string           `json:"description,omitempty"`
-	FieldConfig     *FieldConfig     `json:"fieldConfig,omitempty"`
-	GridPos         GridPos          `json:"gridPos"`
-	ID              int              `json:"id"`
-	Options         map[string]any   `json:"options,omitempty"`
-	Panels          []Panel          `json:"panels,omitempty"`
+	Collapsed   *bool          `json:"collapsed,omitempty"`
+	Datasource  *Datasource    `json:"datasource,omitempty"`
+	Description string         `json:"description,omitempty"`
+	FieldConfig *FieldConfig   `json:"fieldConfig,omitempty"`
+	GridPos     GridPos        `json:"gridPos"`
+	ID          int            `json:"id"`
+	Options     map[string]any `json:"options,omitempty"`
+	// Panels are a row's nested panels (collapsed rows); a row always
+	// carries the list, empty when expanded, as Grafana's schema requires.
+	Panels          *[]Panel         `json:"panels,omitempty"`
 	Targets         []Target         `json:"targets,omitempty"`
 	Title           string           `json:"title"`
 	Transformations []Transformation `json:"transformations,omitempty"`

@@ -77,7 +77,7 @@ func Replication() Dashboard {
 	l.row("Throughput")
 	l.add(12, 8, timeseries("Produce rate vs target",
 		"Messages sent and acked per second against the configured target rate (dashed), per region and topic.",
-		timeseriesOpts{unit: "suffix: msg/s", overrides: []Override{{
+		timeseriesOpts{unit: "mps", overrides: []Override{{
 			Matcher:    Matcher{ID: "byRegexp", Options: "^target.*"},
 			Properties: []Property{{ID: "custom.lineStyle", Value: map[string]any{"dash": []int{10, 10}, "fill": "dash"}}},
 		}}},
@@ -86,7 +86,7 @@ func Replication() Dashboard {
 		query(`sum by (region, topic) (rate(kmt_producer_messages_acked_total`+sel(mRegion, mTopic)+`[$__rate_interval]))`, "acked {{topic}} {{region}}")))
 	l.add(12, 8, timeseries("Replicated rate",
 		"Messages per second copied by kmt's mirror and received by the validating consumers (every arrival, duplicates included), per region and topic.",
-		timeseriesOpts{unit: "suffix: msg/s"},
+		timeseriesOpts{unit: "mps"},
 		query(`sum by (region, topic) (rate(kmt_consumer_messages_total`+sel(mRegion, mTopic, mProducer)+`[$__rate_interval]))`, "consumed {{topic}} {{region}}"),
 		query(`sum by (region, topic) (rate(kmt_mirror_messages_total`+sel(mRegion, mTopic)+`[$__rate_interval]))`, "mirrored {{topic}} {{region}}")))
 
@@ -99,11 +99,11 @@ func Replication() Dashboard {
 		query(quantile("0.99", e2eBuckets, "$__rate_interval", ""), "p99"),
 		query(quantile("0.999", e2eBuckets, "$__rate_interval", ""), "p99.9")))
 	l.add(12, 9, heatmap("End-to-end latency heatmap",
-		"Messages received per latency bucket over time.", "s",
-		query(`sum by (le) (increase(`+e2eBuckets+`[$__rate_interval]))`, "{{le}}")))
+		"Messages received per second in each latency bucket (a per-second rate, so overlapping query windows count no message twice): a cell's value times the query step is the number of messages it stands for, and the cells of a run add up to the messages received.", "s",
+		query(`sum by (le) (rate(`+e2eBuckets+`[$__rate_interval]))`, "{{le}}")))
 
 	l.row("Correctness per topic and producer (red when non-zero)")
-	red := timeseriesOpts{unit: "suffix: msg/s", thresholds: ptr(redWhenNonZero())}
+	red := timeseriesOpts{unit: "mps", thresholds: ptr(redWhenNonZero())}
 	l.add(8, 8, timeseries("Lost /s", "Messages declared lost per second, per topic and producer.", red,
 		query(`sum by (topic, producer) (rate(kmt_consumer_lost_messages_total`+sel(mRegion, mTopic, mProducer)+`[$__rate_interval]))`, "{{topic}} / {{producer}}")))
 	l.add(8, 8, timeseries("Duplicated /s", "Messages received again per second, per topic and producer.", red,
@@ -116,7 +116,7 @@ func Replication() Dashboard {
 		query(`sum by (topic, reason) (rate(kmt_consumer_foreign_total`+sel(mRegion, mTopic)+`[$__rate_interval]))`, "{{topic}} / {{reason}}")))
 	l.add(8, 8, timeseries("Gaps opened /s",
 		"Arrivals that skipped ahead of the expected sequence, opening a gap that later arrivals may fill (reordered) or the loss grace turns into loss.",
-		timeseriesOpts{unit: "suffix: msg/s"},
+		timeseriesOpts{unit: "mps"},
 		query(`sum by (topic, producer) (rate(`+consumerResult("gap")+`[$__rate_interval]))`, "{{topic}} / {{producer}}")))
 	rng := func(expr string) string { return `sum by (topic, producer) (increase(` + expr + `[$__range]))` }
 	l.add(24, 8, totalsTable("Totals per topic and producer (selected range)",
@@ -210,14 +210,15 @@ func Replication() Dashboard {
 		Description:   "kmt replication test: throughput, end-to-end latency, loss, duplicates, reordering and the health of producers, consumers, the replicator and the brokers, with the controller's faults as annotations.",
 		Editable:      true,
 		GraphTooltip:  1, // shared crosshair
-		Links:         []Link{{Title: "kmt dashboards", Type: "dashboards", Tags: []string{"kmt"}, AsDropdown: true, IncludeVars: true, KeepTime: true}},
+		Links:         []Link{{Title: "kmt dashboards", Type: "dashboards", Icon: "external link", Tags: []string{"kmt"}, AsDropdown: true, IncludeVars: true, KeepTime: true}},
 		Panels:        l.panels,
 		Refresh:       "10s",
 		SchemaVersion: SchemaVersion,
 		Tags:          []string{"kmt", "kafka", "replication"},
 		Templating: Templating{List: []Variable{
 			{
-				Current: map[string]any{}, Hide: 0, Label: "Data source", Name: "datasource",
+				// "default": Grafana's default datasource until one is picked.
+				Current: map[string]any{"selected": false, "text": "default", "value": "default"}, Hide: 0, Label: "Data source", Name: "datasource",
 				Options: []any{}, Query: "prometheus", Refresh: 1, Type: "datasource",
 				Description: "The Prometheus that scrapes kmt (and the Kafka exporter on Kubernetes).",
 			},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // PanelTypes are the panel types Validate accepts: Grafana's core panels
@@ -349,10 +350,15 @@ func (v *validator) thresholds(where string, th *rawThresholds) {
 }
 
 // refs checks that every $variable text references is defined (earlier in
-// the templating list) or one of Grafana's built-ins.
+// the templating list) or one of Grafana's built-ins. $1, $2, ... are
+// label_replace group references: Grafana leaves a reference to a variable
+// it does not have untouched.
 func (v *validator) refs(where, text string) {
 	for _, m := range varRef.FindAllStringSubmatch(text, -1) {
 		name := m[1] + m[2]
+		if strings.Trim(name, "0123456789") == "" {
+			continue // $1: a label_replace group, which Grafana leaves alone
+		}
 		if !slices.Contains(v.vars, name) && !slices.Contains(builtinVars, name) {
 			v.failf("%s: references undefined variable $%s", where, name)
 		}

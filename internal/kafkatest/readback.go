@@ -71,7 +71,8 @@ func (tr *Truth) Counts() (unique, dups, reordered int, missing map[Stream][]int
 }
 
 // ReadTopic reads every record of topic from brokers, from the start until
-// no record arrived for quiet, and classifies them. opts are extra client
+// no record arrived for quiet (ten times quiet before the first record), and
+// classifies them. opts are extra client
 // options, e.g. TLS and SASL for a secured cluster (see Secured).
 func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration, opts ...kgo.Opt) *Truth {
 	t.Helper()
@@ -92,7 +93,11 @@ func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration
 	}
 	var recs []rec
 	deadline := time.Now().Add(2 * time.Minute)
-	last := time.Now()
+	// Until the first record the wait is ten times longer: on a loaded
+	// machine connecting (TLS, SASL, metadata) alone can take longer than
+	// quiet, and a read-back that gave up before its first fetch would
+	// report an empty topic.
+	last := time.Now().Add(9 * quiet)
 	for time.Since(last) < quiet {
 		if time.Now().After(deadline) {
 			t.Fatalf("read back %s: still reading after 2 minutes", topic)

@@ -159,3 +159,32 @@ func (r *Recorder) Merge(s *hdrhistogram.Snapshot) {
 	defer r.mu.Unlock()
 	r.total.Merge(h)
 }
+
+// CurveBetween returns the value at each of CurvePercentiles over what was
+// recorded between two snapshots of the same Recorder (from taken before
+// to), all zero when nothing was. A nil from means since the start.
+func CurveBetween(from, to *hdrhistogram.Snapshot) []time.Duration {
+	out := make([]time.Duration, len(CurvePercentiles))
+	if to == nil {
+		return out
+	}
+	diff := *to
+	diff.Counts = append([]int64(nil), to.Counts...)
+	if from != nil && len(from.Counts) == len(diff.Counts) {
+		for i, c := range from.Counts {
+			diff.Counts[i] -= c
+		}
+	}
+	h := hdrhistogram.Import(&diff)
+	if h.TotalCount() == 0 {
+		return out
+	}
+	for i, q := range CurvePercentiles {
+		v := h.ValueAtQuantile(q)
+		if q == 0 {
+			v = h.Min()
+		}
+		out[i] = time.Duration(v) * time.Microsecond
+	}
+	return out
+}

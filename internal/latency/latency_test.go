@@ -80,3 +80,28 @@ func TestRecordAllEqualsRecordOneByOne(t *testing.T) {
 		t.Errorf("RecordAll allocates %v times", n)
 	}
 }
+
+// TestCurveBetween records two sets far apart, snapshotting in between: the
+// curve between the snapshots covers only the second set.
+func TestCurveBetween(t *testing.T) {
+	r := New()
+	for i := 1; i <= 1000; i++ {
+		r.Record(time.Duration(i) * time.Millisecond)
+	}
+	mid := r.Snapshot()
+	for i := 5001; i <= 6000; i++ {
+		r.Record(time.Duration(i) * time.Millisecond)
+	}
+	end := r.Snapshot()
+	c := CurveBetween(mid, end)
+	near := func(got, want time.Duration) bool { return got >= want-want/500 && got <= want+want/500 }
+	if !near(c[0], 5001*time.Millisecond) || !near(c[2], 5500*time.Millisecond) || !near(c[len(c)-1], 6000*time.Millisecond) {
+		t.Errorf("curve between: min %v p50 %v max %v; want 5001ms, 5500ms, 6000ms (±0.2%%)", c[0], c[2], c[len(c)-1])
+	}
+	if c := CurveBetween(nil, mid); !near(c[2], 500*time.Millisecond) {
+		t.Errorf("curve since start: p50 %v, want 500ms", c[2])
+	}
+	if c := CurveBetween(end, end); c[2] != 0 || c[len(c)-1] != 0 {
+		t.Errorf("empty window: %v, want zeros", c)
+	}
+}

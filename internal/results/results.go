@@ -124,6 +124,25 @@ type Step struct {
 	RecoveryLatency time.Duration `json:"recovery_latency_ns,omitempty"`
 	// Latency is the percentile curve of end-to-end latency during the step.
 	Latency []Percentile `json:"latency,omitempty"`
+	// Recoveries are the windows the step's recovery assertions judged, in
+	// the order they were written; the report marks them on the charts.
+	Recoveries []Recovery `json:"recoveries,omitempty"`
+}
+
+// Recovery is the interval a recovery assertion ("recovers: throughput >=
+// 90% of target within 1m") judged: from the step's end until the condition
+// held again (After), or until the run's end when it never did.
+type Recovery struct {
+	// Metric is throughput, p50_latency, p99_latency or p999_latency.
+	Metric string `json:"metric"`
+	// Recovered is false when the condition never held again.
+	Recovered bool `json:"recovered"`
+	// After is how long after the step's end the condition held again.
+	After time.Duration `json:"after_ns"`
+	// Within is the bound the assertion allowed.
+	Within time.Duration `json:"within_ns"`
+	// Pass is the assertion's verdict: recovered within the bound.
+	Pass bool `json:"pass"`
 }
 
 // Percentile is one point of a latency distribution curve.

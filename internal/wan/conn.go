@@ -194,7 +194,7 @@ func (c *conn) Write(b []byte) (int, error) {
 		}
 		c.waitLocked(c.wdl, nil, &tm)
 	}
-	delay, reset := c.l.draw(c.l.state.Load().cond)
+	delay, reset := c.l.draw(c.l.state.Load().cond, dirUp)
 	if reset {
 		c.resetLocked()
 		return 0, c.opError("write", c.err)
@@ -370,7 +370,7 @@ func (c *conn) readLoop() {
 				c.mu.Unlock()
 				return
 			}
-			delay, reset := c.l.draw(c.l.state.Load().cond)
+			delay, reset := c.l.draw(c.l.state.Load().cond, dirDown)
 			if reset {
 				c.resetLocked()
 				c.mu.Unlock()
@@ -381,7 +381,11 @@ func (c *conn) readLoop() {
 		}
 		if err != nil {
 			if c.err == nil {
-				c.down.push(chunk{err: err, due: time.Now().Add(c.l.state.Load().cond.Latency)})
+				eof := c.l.state.Load().cond
+				if eof.UpOnly {
+					eof.Latency = 0
+				}
+				c.down.push(chunk{err: err, due: time.Now().Add(eof.Latency)})
 				c.broadcastLocked()
 			}
 			c.mu.Unlock()

@@ -48,8 +48,14 @@ import (
 // Conditions describe the state of a link. The zero value is a healthy link
 // that adds nothing.
 type Conditions struct {
-	// Latency is the one-way delay added in each direction.
+	// Latency is the one-way delay added in each direction (only towards
+	// the far end with UpOnly).
 	Latency time.Duration `json:"latency,omitempty"`
+	// UpOnly applies Latency and Jitter to the up direction only: the bytes
+	// the dialing side writes towards the far end (its requests), as Chaos
+	// Mesh's NetworkChaos delay does to the egress of the pods it selects.
+	// A round trip then grows by Latency, not 2×Latency.
+	UpOnly bool `json:"up_only,omitempty"`
 	// Jitter spreads Latency uniformly over [Latency-Jitter, Latency+Jitter]
 	// (never below zero) per chunk, order preserved.
 	Jitter time.Duration `json:"jitter,omitempty"`
@@ -100,8 +106,12 @@ func (c Conditions) String() string {
 	if c.Cut {
 		return "cut"
 	}
-	return fmt.Sprintf("latency=%s jitter=%s bandwidth=%dB/s stall=%g%%x%s reset=%g%%",
-		c.Latency, c.Jitter, c.Bandwidth, c.StallPct, c.Stall, c.ResetPct)
+	dir := ""
+	if c.UpOnly {
+		dir = " (up only)"
+	}
+	return fmt.Sprintf("latency=%s%s jitter=%s bandwidth=%dB/s stall=%g%%x%s reset=%g%%",
+		c.Latency, dir, c.Jitter, c.Bandwidth, c.StallPct, c.Stall, c.ResetPct)
 }
 
 // Dialer opens the link's connections to the far end; *net.Dialer satisfies
@@ -312,7 +322,12 @@ func (l *Link) DialContext(ctx context.Context, network, addr string) (net.Conn,
 			return fail(ctx.Err())
 		}
 	}
-	if d := 2 * l.state.Load().cond.Latency; d > 0 {
+	// The TCP handshake is one round trip.
+	hs := 2 * l.state.Load().cond.Latency
+	if l.state.Load().cond.UpOnly {
+		hs /= 2
+	}
+	if d := hs; d > 0 {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -377,7 +392,10 @@ func (l *Link) forget(c *conn) {
 
 // draw decides, for one chunk, its extra delay and whether it resets the
 // connection.
-func (l *Link) draw(c Conditions) (delay time.Duration, reset bool) {
+func (l *Link) draw(c Conditions, dir int) (delay time.Duration, reset bool) {
+	if c.UpOnly && dir != dirUp {
+		c.Latency, c.Jitter = 0, 0
+	}
 	if c.Latency == 0 && c.Jitter == 0 && c.StallPct == 0 && c.ResetPct == 0 {
 		return 0, false
 	}

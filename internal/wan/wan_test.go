@@ -542,3 +542,25 @@ func BenchmarkThroughput(b *testing.B) {
 		})
 	}
 }
+
+// TestUpOnlyDelaysRequestsOnly checks UpOnly, the delay the local target
+// injects for a scenario's network latency (as Chaos Mesh does on the
+// kubernetes target): the bytes written towards the far end wait Latency,
+// the answers come straight back, so a round trip grows by Latency, not
+// 2×Latency. Best of five round trips, so a loaded machine only adds.
+func TestUpOnlyDelaysRequestsOnly(t *testing.T) {
+	srv := startServer(t, true)
+	l := newLink(t)
+	const lat = 150 * time.Millisecond
+	if err := l.Set(Conditions{Latency: lat, UpOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, l, srv.addr())
+	best := time.Hour
+	for i := 0; i < 5; i++ {
+		best = min(best, roundTrip(t, c, []byte("ping")))
+	}
+	if best < lat || best >= 2*lat-lat/3 {
+		t.Errorf("best round trip %s with %s up only; want at least %s and well under %s", best, lat, lat, 2*lat)
+	}
+}
