@@ -303,13 +303,19 @@ func parallel(nodes []*node, f func(*node) error) error {
 	return errors.Join(errs...)
 }
 
-// newClusterID returns a random Kafka cluster id (a base64url UUID).
+// newClusterID returns a random Kafka cluster id (a base64url UUID that,
+// like Kafka's own, does not start with '-', which command lines would
+// take for a flag).
 func newClusterID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		b[6] = b[6]&0x0f | 0x40
+		b[8] = b[8]&0x3f | 0x80
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 // newNode picks the ports of a node and writes its configuration.
