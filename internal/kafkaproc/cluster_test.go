@@ -11,13 +11,13 @@ import (
 	"github.com/kmtproject/kmt/internal/kafkatest"
 )
 
-// TestBrokerKillMovesLeadershipAndRestartRejoins runs a real three-broker
+// TestBrokerKillStopRestartAdd runs a real three-broker
 // cluster with a dedicated controller: records produced with acks=all
 // survive the SIGKILL of a partition leader (leadership moves, the ISR
 // shrinks), the broker comes back on its log dir and rejoins the ISR, a
 // fourth broker joins the cluster, and kcat reads back exactly what was
-// acknowledged.
-func TestBrokerKillMovesLeadershipAndRestartRejoins(t *testing.T) {
+// acknowledged. A graceful stop moves leaderships before the exit.
+func TestBrokerKillStopRestartAdd(t *testing.T) {
 	c := kafkatest.RealKafka(t, kafkaproc.Config{Name: "kill"})
 	if got := c.Running(); !slices.Equal(got, []int{0, 1, 2}) {
 		t.Fatalf("Running() = %v, want [0 1 2]", got)
@@ -88,6 +88,32 @@ func TestBrokerKillMovesLeadershipAndRestartRejoins(t *testing.T) {
 		return nil
 	})
 
+	// A graceful stop: the controlled shutdown hands the broker's
+	// leaderships over before the JVM exits.
+	now, err := partitions(t, cl, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := now[0].leader
+	if err := c.Stop(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(c.Running(), leader) {
+		t.Fatalf("broker %d running after Stop", leader)
+	}
+	now, err = partitions(t, cl, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, st := range now {
+		if st.leader == leader {
+			t.Errorf("partition %d still led by broker %d right after its graceful stop", p, leader)
+		}
+	}
+	if err := c.Restart(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+
 	id, err := c.AddBroker(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -105,37 +131,5 @@ func TestBrokerKillMovesLeadershipAndRestartRejoins(t *testing.T) {
 	}
 	if len(got) != 600 {
 		t.Errorf("kcat read %d distinct records, want 600", len(got))
-	}
-}
-
-// TestStopIsGraceful stops a broker with SIGTERM: its controlled shutdown
-// hands its leaderships over before it exits, and it restarts cleanly.
-func TestStopIsGraceful(t *testing.T) {
-	c := kafkatest.RealKafka(t, kafkaproc.Config{Name: "stop", Brokers: 2, MinInSyncReplicas: 1})
-	cl := client(t, c.Bootstrap())
-	createTopic(t, cl, "kmt-stop", 2, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := c.Stop(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(c.Running(), []int{0}) {
-		t.Fatalf("Running() after Stop(1) = %v", c.Running())
-	}
-	// A controlled shutdown moved every leadership before the exit.
-	now, err := partitions(t, client(t, c.Bootstrap()[:1]), "kmt-stop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, st := range now {
-		if st.leader != 0 {
-			t.Errorf("partition %d leader %d right after the graceful stop of broker 1", p, st.leader)
-		}
-	}
-	if err := c.Restart(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(c.Running(), []int{0, 1}) {
-		t.Fatalf("Running() after Restart(1) = %v", c.Running())
 	}
 }

@@ -2,7 +2,9 @@ package kafkaproc_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,16 +25,26 @@ func TestMirrorMakerReplicatesThroughTheWANLink(t *testing.T) {
 	home := kafkatest.KafkaHome(t)
 	link := wan.New(wan.Name("wan"))
 	t.Cleanup(func() { link.Close() })
-	src := kafkatest.RealKafka(t, kafkaproc.Config{Home: home, Name: "source", Brokers: 1, Combined: true,
-		Replicator: func(broker int, listen string) (string, error) {
-			p, err := kafkaproc.NewProxy(link, listen)
-			if err != nil {
-				return "", err
-			}
-			t.Cleanup(func() { p.Close() })
-			return p.Addr(), nil
-		}})
-	dst := kafkatest.RealKafka(t, kafkaproc.Config{Home: home, Name: "destination", Brokers: 1, Combined: true})
+	var proxies []*kafkaproc.Proxy
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		for _, p := range proxies {
+			p.Close()
+		}
+	})
+	src, dst := startPair(t,
+		kafkaproc.Config{Home: home, Name: "source", Brokers: 1, Combined: true,
+			Replicator: func(broker int, listen string) (string, error) {
+				p, err := kafkaproc.NewProxy(link, listen)
+				if err != nil {
+					return "", err
+				}
+				mu.Lock()
+				proxies = append(proxies, p)
+				mu.Unlock()
+				return p.Addr(), nil
+			}},
+		kafkaproc.Config{Home: home, Name: "destination", Brokers: 1, Combined: true})
 	if src.ReplicatorBootstrap()[0] == src.Bootstrap()[0] {
 		t.Fatalf("ReplicatorBootstrap() = Bootstrap() = %v", src.Bootstrap())
 	}
@@ -103,4 +115,31 @@ func waitRecords(t *testing.T, brokers []string, topic string, n int64) {
 		}
 		return nil
 	})
+}
+
+// startPair starts two clusters at once in the test's temporary directory
+// and closes them when the test ends.
+func startPair(t *testing.T, a, b kafkaproc.Config) (*kafkaproc.Cluster, *kafkaproc.Cluster) {
+	t.Helper()
+	dir := t.TempDir()
+	a.Dir, b.Dir = dir, dir
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	begin := time.Now()
+	var ca, cb *kafkaproc.Cluster
+	var ea, eb error
+	var wg sync.WaitGroup
+	wg.Go(func() { ca, ea = kafkaproc.StartCluster(ctx, a) })
+	wg.Go(func() { cb, eb = kafkaproc.StartCluster(ctx, b) })
+	wg.Wait()
+	for _, c := range []*kafkaproc.Cluster{ca, cb} {
+		if c != nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	if ea != nil || eb != nil {
+		t.Fatalf("start two real clusters: %v", errors.Join(ea, eb))
+	}
+	t.Logf("real Kafka %s and %s ready in %s", ca.Name(), cb.Name(), time.Since(begin).Round(time.Millisecond))
+	return ca, cb
 }
