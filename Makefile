@@ -69,6 +69,11 @@ test-real-kafka: ## Run the end-to-end tests against a real one-broker Apache Ka
 	$(GO) run ./scripts/realkafka -kafka-home "$$kh" -- \
 		$(GO) test -race -count 1 -timeout 15m -run '$(REAL_KAFKA_TESTS)' $(REAL_KAFKA_PKGS)
 
+.PHONY: perf-real-kafka
+perf-real-kafka: build ## Compare kmt produce/consume with Kafka's ProducerPerformance/ConsumerPerformance on one real broker (ROUNDS=3; figures in docs/performance.md).
+	@set -o pipefail; kh=$$(bash scripts/kafka.sh | tail -1) && \
+	$(GO) run ./scripts/realkafka -kafka-home "$$kh" -- bash scripts/perf-real-kafka.sh ./$(BIN) "$$kh"
+
 .PHONY: kafka
 kafka: ## Assemble Apache Kafka (brokers, MirrorMaker 2, perf tools) from Maven Central into a cache outside git; prints its folder last.
 	@bash scripts/kafka.sh
