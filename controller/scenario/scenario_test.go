@@ -82,6 +82,12 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"bad verdict", "verdict: MAYBE\n", `line 1: verdict: "MAYBE" is not PASS or FAIL`},
 		{"mirror mode", "workload:\n  mirror_mode: yolo\n", `line 2: workload.mirror_mode: "yolo" is not safe or unsafe`},
 		{"resize size", "steps:\n  - action: resize-cluster\n    cluster: source\n", "steps[0].size: must be at least 1"},
+		{"acks", "workload:\n  acks: some\n", `line 2: workload.acks: "some" is not all, 1 or 0`},
+		{"broker config name", "workload:\n  broker_config: {Unclean: \"true\"}\n", `line 2: workload.broker_config: "Unclean" is not a Kafka property name`},
+		{"broker config reserved", "workload:\n  broker_config:\n    listeners: x\n", "line 2: workload.broker_config: listeners is set by the target"},
+		{"broker config value", "workload:\n  broker_config: {a.b: \"x\\ny\"}\n", "workload.broker_config: a.b: the value must be one line"},
+		{"broker config type", "workload:\n  broker_config: [a]\n", "line 2: workload.broker_config: want a mapping"},
+		{"targets", "targets: [local, moon]\n", `line 1: targets: targets[1]: "moon" is not local, processes or kubernetes`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -90,6 +96,33 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestDurabilityFields parses the fields of the durability experiments:
+// acks, broker settings and the targets a scenario is meant for.
+func TestDurabilityFields(t *testing.T) {
+	s, err := Parse([]byte("targets: [processes]\nworkload:\n  acks: \"1\"\n  broker_config:\n    unclean.leader.election.enable: \"true\"\n    min.insync.replicas: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Workload
+	if w.Acks != "1" || w.BrokerConfig["unclean.leader.election.enable"] != "true" || w.BrokerConfig["min.insync.replicas"] != "1" {
+		t.Errorf("workload %+v", w)
+	}
+	if !s.RunsOn("processes") || s.RunsOn("local") || s.RunsOn("kubernetes") {
+		t.Errorf("targets %v", s.Targets)
+	}
+	d, err := Parse([]byte("workload: {acks: \"-1\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Workload.Acks != "all" || !d.RunsOn("local") || !d.RunsOn("processes") {
+		t.Errorf("defaults: acks %q, targets %v", d.Workload.Acks, d.Targets)
+	}
+	def, _ := FromWorkload("x", Workload{})
+	if def.Workload.Acks != "all" {
+		t.Errorf("default acks %q", def.Workload.Acks)
 	}
 }
 
