@@ -86,13 +86,15 @@ type Workload struct {
 	// leader waits for the in-sync replicas), 1 (the leader alone) or 0
 	// (none).
 	Acks string `yaml:"acks"`
-	// BrokerConfig holds Kafka broker properties set on every broker of
-	// both clusters of the processes target, e.g.
-	// unclean.leader.election.enable: "true". Embedded clusters have no
-	// such settings: a scenario that sets them names its targets.
-	// Default: none (the processes target's own defaults: RF 3,
-	// min.insync.replicas 2).
-	BrokerConfig map[string]string `yaml:"broker_config"`
+	// SourceBrokerConfig holds Kafka broker properties set on every broker
+	// of the source cluster of the processes target, the cluster whose
+	// acknowledgements the producers get, e.g.
+	// unclean.leader.election.enable: "true". The destination keeps the
+	// target's defaults, so the replicator's writes are not slowed by an
+	// experiment on the source. Embedded clusters have no such settings: a
+	// scenario that sets them names its targets. Default: none (the
+	// processes target's defaults: RF 3, min.insync.replicas 2).
+	SourceBrokerConfig map[string]string `yaml:"source_broker_config"`
 }
 
 // Target names.
@@ -259,8 +261,8 @@ func checkFields(doc *yaml.Node, s *Scenario) error {
 				if !wk[v.Content[j].Value] {
 					return fmt.Errorf("line %d: unknown field workload.%s", v.Content[j].Line, v.Content[j].Value)
 				}
-				if v.Content[j].Value == "broker_config" && v.Content[j+1].Kind != yaml.MappingNode {
-					return fmt.Errorf("line %d: workload.broker_config: want a mapping of property: value", v.Content[j].Line)
+				if v.Content[j].Value == "source_broker_config" && v.Content[j+1].Kind != yaml.MappingNode {
+					return fmt.Errorf("line %d: workload.source_broker_config: want a mapping of property: value", v.Content[j].Line)
 				}
 			}
 		}
@@ -357,21 +359,21 @@ func (s *Scenario) validate(doc *yaml.Node) error {
 	default:
 		return fail("workload.acks", wl("acks"), "%q is not all, 1 or 0", w.Acks)
 	}
-	keys := make([]string, 0, len(w.BrokerConfig))
-	for k := range w.BrokerConfig {
+	keys := make([]string, 0, len(w.SourceBrokerConfig))
+	for k := range w.SourceBrokerConfig {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		v := w.BrokerConfig[k]
+		v := w.SourceBrokerConfig[k]
 		if !validProperty(k) {
-			return fail("workload.broker_config", wl("broker_config"), "%q is not a Kafka property name (lower case words joined by dots)", k)
+			return fail("workload.source_broker_config", wl("source_broker_config"), "%q is not a Kafka property name (lower case words joined by dots)", k)
 		}
 		if strings.ContainsAny(v, "\n\r") {
-			return fail("workload.broker_config", wl("broker_config"), "%s: the value must be one line", k)
+			return fail("workload.source_broker_config", wl("source_broker_config"), "%s: the value must be one line", k)
 		}
 		if reservedProperty[k] {
-			return fail("workload.broker_config", wl("broker_config"), "%s is set by the target (ids, listeners, log dirs, quorum) and cannot be changed", k)
+			return fail("workload.source_broker_config", wl("source_broker_config"), "%s is set by the target (ids, listeners, log dirs, quorum) and cannot be changed", k)
 		}
 	}
 	for i, t := range s.Targets {

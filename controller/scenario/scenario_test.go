@@ -83,10 +83,10 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"mirror mode", "workload:\n  mirror_mode: yolo\n", `line 2: workload.mirror_mode: "yolo" is not safe or unsafe`},
 		{"resize size", "steps:\n  - action: resize-cluster\n    cluster: source\n", "steps[0].size: must be at least 1"},
 		{"acks", "workload:\n  acks: some\n", `line 2: workload.acks: "some" is not all, 1 or 0`},
-		{"broker config name", "workload:\n  broker_config: {Unclean: \"true\"}\n", `line 2: workload.broker_config: "Unclean" is not a Kafka property name`},
-		{"broker config reserved", "workload:\n  broker_config:\n    listeners: x\n", "line 2: workload.broker_config: listeners is set by the target"},
-		{"broker config value", "workload:\n  broker_config: {a.b: \"x\\ny\"}\n", "workload.broker_config: a.b: the value must be one line"},
-		{"broker config type", "workload:\n  broker_config: [a]\n", "line 2: workload.broker_config: want a mapping"},
+		{"broker config name", "workload:\n  source_broker_config: {Unclean: \"true\"}\n", `line 2: workload.source_broker_config: "Unclean" is not a Kafka property name`},
+		{"broker config reserved", "workload:\n  source_broker_config:\n    listeners: x\n", "line 2: workload.source_broker_config: listeners is set by the target"},
+		{"broker config value", "workload:\n  source_broker_config: {a.b: \"x\\ny\"}\n", "workload.source_broker_config: a.b: the value must be one line"},
+		{"broker config type", "workload:\n  source_broker_config: [a]\n", "line 2: workload.source_broker_config: want a mapping"},
 		{"targets", "targets: [local, moon]\n", `line 1: targets: targets[1]: "moon" is not local, processes or kubernetes`},
 	}
 	for _, c := range cases {
@@ -102,12 +102,12 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 // TestDurabilityFields parses the fields of the durability experiments:
 // acks, broker settings and the targets a scenario is meant for.
 func TestDurabilityFields(t *testing.T) {
-	s, err := Parse([]byte("targets: [processes]\nworkload:\n  acks: \"1\"\n  broker_config:\n    unclean.leader.election.enable: \"true\"\n    min.insync.replicas: 1\n"))
+	s, err := Parse([]byte("targets: [processes]\nworkload:\n  acks: \"1\"\n  source_broker_config:\n    unclean.leader.election.enable: \"true\"\n    min.insync.replicas: 1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := s.Workload
-	if w.Acks != "1" || w.BrokerConfig["unclean.leader.election.enable"] != "true" || w.BrokerConfig["min.insync.replicas"] != "1" {
+	if w.Acks != "1" || w.SourceBrokerConfig["unclean.leader.election.enable"] != "true" || w.SourceBrokerConfig["min.insync.replicas"] != "1" {
 		t.Errorf("workload %+v", w)
 	}
 	if !s.RunsOn("processes") || s.RunsOn("local") || s.RunsOn("kubernetes") {
