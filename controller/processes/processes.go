@@ -75,10 +75,6 @@ type Config struct {
 	// Policy is the replication policy: Identity or Default. Default
 	// Identity.
 	Policy string
-	// MM2Properties is the MirrorMaker 2 configuration file the replicator
-	// starts from. Default: deploy/base/mirrormaker2/config/mm2.properties,
-	// found from the working directory upwards.
-	MM2Properties string
 	// Registry registers the workload's metrics. Default: a private
 	// registry.
 	Registry prometheus.Registerer
@@ -102,7 +98,7 @@ type topology struct {
 	home     string
 
 	mu      sync.Mutex
-	proxies []*wan.Proxy
+	proxies []*kafkaproc.Proxy
 	stopped map[controller.Cluster][]int // brokers stopped by a resize, oldest first
 }
 
@@ -134,12 +130,6 @@ func New(ctx context.Context, w scenario.Workload, cfg Config) (_ *Target, err e
 	home, err := kafkaproc.Home(cfg.Home)
 	if err != nil {
 		return nil, fmt.Errorf("processes: %w", err)
-	}
-	var mm2Props string
-	if cfg.Replicator == MirrorMaker2 {
-		if mm2Props, err = findMM2Properties(cfg.MM2Properties); err != nil {
-			return nil, err
-		}
 	}
 	topo := &topology{home: home, stopped: map[controller.Cluster][]int{}}
 	topo.dir = cfg.Dir
@@ -178,7 +168,7 @@ func New(ctx context.Context, w scenario.Workload, cfg Config) (_ *Target, err e
 		opts = append(opts, workload.Registry(cfg.Registry))
 	}
 	if cfg.Replicator == MirrorMaker2 {
-		opts = append(opts, workload.WithReplicator(mirrorMaker(home, topo.dir, mm2Props, cfg.Policy)))
+		opts = append(opts, workload.WithReplicator(mirrorMaker(home, topo.dir, cfg.Policy)))
 	}
 	return &Target{Target: workload.New(topo, w, opts...), topo: topo}, nil
 }
@@ -196,7 +186,7 @@ func (t *Target) Dir() string { return t.topo.dir }
 // through the WAN link in front of broker's listener, whose address the
 // listener advertises.
 func (tp *topology) proxy(broker int, listen string) (string, error) {
-	p, err := tp.link.Listen("127.0.0.1:0", listen)
+	p, err := kafkaproc.NewProxy(tp.link, listen)
 	if err != nil {
 		return "", err
 	}

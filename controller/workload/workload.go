@@ -261,7 +261,7 @@ func (t *Target) Start(ctx context.Context) error {
 	t.startConsumers()
 	// Producing before the groups have their partitions would count the
 	// start-up as replication latency.
-	if err := t.waitReady(ctx, 30*time.Second); err != nil {
+	if err := t.waitReady(ctx, time.Minute); err != nil {
 		slog.Warn("workload groups not ready; producing anyway", "target", t.Name(), "err", err)
 	}
 	t.mu.Lock()
