@@ -9,8 +9,8 @@ import (
 
 	"github.com/kmtproject/kmt/controller/local"
 	"github.com/kmtproject/kmt/controller/processes"
-	"github.com/kmtproject/kmt/controller/workload"
 	"github.com/kmtproject/kmt/controller/scenario"
+	"github.com/kmtproject/kmt/controller/workload"
 	"github.com/kmtproject/kmt/internal/exit"
 	"github.com/kmtproject/kmt/internal/kafkaproc"
 	"github.com/kmtproject/kmt/internal/metricsserver"
