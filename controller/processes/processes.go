@@ -163,7 +163,10 @@ func New(ctx context.Context, w scenario.Workload, cfg Config) (_ *Target, err e
 		return nil, fmt.Errorf("processes: %w", err)
 	}
 	slog.Info("processes clusters ready", "seconds", time.Since(begin).Seconds(), "dir", topo.dir)
-	opts := append([]workload.Option{workload.TopicPrefix(prefix)}, cfg.Workload...)
+	// Explicit: KRaft applies default.replication.factor of the controller
+	// to a CreateTopics request without one, and the brokers' setting is
+	// not the controller's.
+	opts := append([]workload.Option{workload.TopicPrefix(prefix), workload.ReplicationFactor(topo.src.ReplicationFactor())}, cfg.Workload...)
 	if cfg.Registry != nil {
 		opts = append(opts, workload.Registry(cfg.Registry))
 	}
