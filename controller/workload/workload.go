@@ -430,8 +430,8 @@ func (t *Target) trimLoop() {
 }
 
 // Finish stops the producers cleanly (they send end markers), waits until
-// the consumers saw every end marker and no gap is open (or the loss grace
-// passed), stops everything and reconciles.
+// the consumers saw every end marker and no gap is open (or nothing arrived
+// for the loss grace), stops everything and reconciles.
 func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	t.mu.Lock()
 	prods := append([]*producerProc(nil), t.producers...)
@@ -451,11 +451,21 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 		wantEnds += p.p.Counters().EndAcked
 	}
 	slog.Info("workload drain start", "end_markers", wantEnds, "loss_grace", t.w.LossGrace.D())
-	deadline := time.Now().Add(max(t.w.LossGrace.D(), 10*time.Second) + 5*time.Second)
+	// The drain lasts while messages keep arriving: a replicator far
+	// behind (real Kafka on a busy machine) is still delivering, not
+	// losing. It ends once nothing arrived for the loss grace (at least
+	// 10 s) plus 5 s, or when ctx is done.
+	quiet := max(t.w.LossGrace.D(), 10*time.Second) + 5*time.Second
+	deadline := time.Now().Add(quiet)
+	var last uint64
 	for {
 		c := t.ledger.Counters()
 		if c.EndMarkers >= wantEnds && c.InFlight == 0 && t.replicatorCaughtUp() {
 			break
+		}
+		if seen := c.Received + c.Duplicates + c.EndMarkers + c.Late; seen != last {
+			last = seen
+			deadline = time.Now().Add(quiet)
 		}
 		if time.Now().After(deadline) {
 			slog.Warn("workload drain timeout", "end_markers_seen", c.EndMarkers, "end_markers", wantEnds, "in_flight", c.InFlight)
