@@ -58,8 +58,16 @@ BROKERS ?=
 .PHONY: test-kafka
 test-kafka: ## Run the end-to-end tests against a real Kafka: make test-kafka BROKERS=host:9092 (topics kmt-*, copy.kmt-*, orders-*, alpha-*, beta-*).
 	@if [ -z "$(BROKERS)" ]; then echo "make test-kafka: give BROKERS=host:port[,host:port...]"; exit 2; fi
-	KMT_TEST_BROKERS=$(BROKERS) $(GO) test -count 1 -v -run 'EndToEnd|TestProduceReadBack|TestMirrorReplicatesEveryRecordIdentically|TestFaultsInjectExactlyTheConfiguredNumbers' \
-		./cmd/kmt/ ./producer/ ./consumer/ ./mirror/
+	KMT_TEST_BROKERS=$(BROKERS) $(GO) test -count 1 -v -run '$(REAL_KAFKA_TESTS)' $(REAL_KAFKA_PKGS)
+
+# The end-to-end tests that run against a real Kafka (KMT_TEST_BROKERS).
+REAL_KAFKA_TESTS := EndToEnd|TestProduceReadBack|TestMirrorReplicatesEveryRecordIdentically|TestFaultsInjectExactlyTheConfiguredNumbers
+REAL_KAFKA_PKGS := ./cmd/kmt/ ./producer/ ./consumer/ ./mirror/
+.PHONY: test-real-kafka
+test-real-kafka: ## Run the end-to-end tests against a real one-broker Apache Kafka it starts and stops itself (make kafka first when missing).
+	@set -o pipefail; kh=$$(bash scripts/kafka.sh | tail -1) && \
+	$(GO) run ./scripts/realkafka -kafka-home "$$kh" -- \
+		$(GO) test -race -count 1 -timeout 15m -run '$(REAL_KAFKA_TESTS)' $(REAL_KAFKA_PKGS)
 
 .PHONY: kafka
 kafka: ## Assemble Apache Kafka (brokers, MirrorMaker 2, perf tools) from Maven Central into a cache outside git; prints its folder last.

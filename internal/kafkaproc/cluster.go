@@ -173,6 +173,7 @@ type Cluster struct {
 	launch    *launcher
 	ports     *portPicker
 	voters    string
+	template  string // a log dir formatted by StorageTool, see formatLike
 	log       *slog.Logger
 
 	mu     sync.Mutex
@@ -264,8 +265,17 @@ func StartCluster(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
-	if err := parallel(nodes, func(n *node) error { return c.format(ctx, n) }); err != nil {
+	// One StorageTool run formats the first node; the others get the same
+	// files it writes, with their own node and directory ids (see
+	// formatLike): a JVM start per node saved.
+	if err := c.format(ctx, nodes[0]); err != nil {
 		return nil, err
+	}
+	c.template = filepath.Join(nodes[0].dir, "data")
+	for _, n := range nodes[1:] {
+		if err := c.formatLike(n); err != nil {
+			return nil, err
+		}
 	}
 	formatted := time.Since(begin)
 	c.mu.Lock()
@@ -303,13 +313,19 @@ func parallel(nodes []*node, f func(*node) error) error {
 	return errors.Join(errs...)
 }
 
-// newClusterID returns a random Kafka cluster id (a base64url UUID).
+// newClusterID returns a random Kafka cluster id (a base64url UUID that,
+// like Kafka's own, does not start with '-', which command lines would
+// take for a flag).
 func newClusterID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		b[6] = b[6]&0x0f | 0x40
+		b[8] = b[8]&0x3f | 0x80
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 // newNode picks the ports of a node and writes its configuration.
@@ -448,6 +464,31 @@ func (c *Cluster) format(ctx context.Context, n *node) error {
 	}
 	if p.err != nil {
 		return fmt.Errorf("cluster %s: format %s: %w", c.cfg.Name, n.name(), p.exitError("kafka-storage format"))
+	}
+	return nil
+}
+
+// formatLike formats n's log dir without a JVM: it writes what
+// `kafka-storage format` writes into a log dir — meta.properties (version 1,
+// the cluster id, n's node id, a new directory id) and a copy of the
+// bootstrap.checkpoint (the initial metadata.version and features, the same
+// for every node of a cluster) that StorageTool wrote into the template.
+func (c *Cluster) formatLike(n *node) error {
+	if err := c.writeProperties(n); err != nil {
+		return err
+	}
+	data := filepath.Join(n.dir, "data")
+	b, err := os.ReadFile(filepath.Join(c.template, "bootstrap.checkpoint"))
+	if err != nil {
+		return fmt.Errorf("cluster %s: format %s: %w", c.cfg.Name, n.name(), err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "bootstrap.checkpoint"), b, 0o644); err != nil {
+		return fmt.Errorf("cluster %s: format %s: %w", c.cfg.Name, n.name(), err)
+	}
+	meta := fmt.Sprintf("#\n#Written by kmt, as kafka-storage format writes it\nnode.id=%d\ndirectory.id=%s\nversion=1\ncluster.id=%s\n",
+		n.id, newClusterID(), c.clusterID)
+	if err := os.WriteFile(filepath.Join(data, "meta.properties"), []byte(meta), 0o644); err != nil {
+		return fmt.Errorf("cluster %s: format %s: %w", c.cfg.Name, n.name(), err)
 	}
 	return nil
 }
@@ -780,8 +821,6 @@ func (c *Cluster) AddBroker(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx2, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
-	defer cancel()
 	c.mu.Lock()
 	if c.nodes[id] != nil {
 		c.mu.Unlock()
@@ -789,7 +828,7 @@ func (c *Cluster) AddBroker(ctx context.Context) (int, error) {
 	}
 	c.nodes[id] = n
 	c.mu.Unlock()
-	if err := c.format(ctx2, n); err != nil {
+	if err := c.formatLike(n); err != nil {
 		return 0, err
 	}
 	c.mu.Lock()
