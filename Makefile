@@ -69,6 +69,10 @@ test-real-kafka: ## Run the end-to-end tests against a real one-broker Apache Ka
 	$(GO) run ./scripts/realkafka -kafka-home "$$kh" -- \
 		$(GO) test -race -count 1 -timeout 15m -run '$(REAL_KAFKA_TESTS)' $(REAL_KAFKA_PKGS)
 
+.PHONY: test-processes
+test-processes: ## Run the scenario set on real Kafka clusters and MirrorMaker 2 (processes target), every count checked against both clusters read back.
+	KMT_TEST_PROCESSES=1 $(GO) test -count 1 -p 1 -v -timeout 60m -run TestProcessesLibrary ./scenarios/
+
 .PHONY: kafka
 kafka: ## Assemble Apache Kafka (brokers, MirrorMaker 2, perf tools) from Maven Central into a cache outside git; prints its folder last.
 	@bash scripts/kafka.sh
