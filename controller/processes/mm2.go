@@ -89,7 +89,8 @@ func (r *mm2) Workers() int {
 }
 
 // Scale starts workers, or stops the newest ones gracefully (their tasks
-// commit and move to the others), until n run.
+// commit and move to the others), until n run, and returns once the
+// workers' group has settled.
 func (r *mm2) Scale(ctx context.Context, n int) error {
 	if n < 0 {
 		return fmt.Errorf("mirrormaker2: scale to %d workers: must be >= 0", n)
@@ -109,13 +110,16 @@ func (r *mm2) Scale(ctx context.Context, n int) error {
 		slog.Info("mirrormaker2 worker removed", "worker", w.Name())
 	}
 	if more > 0 {
-		return r.start(ctx, more)
+		if err := r.start(ctx, more); err != nil {
+			return err
+		}
 	}
-	return nil
+	return r.settle(ctx)
 }
 
-// Kill SIGKILLs every worker (no offset commit, no leaving the group) and
-// starts as many new ones: they resume from the last committed offsets.
+// Kill SIGKILLs every worker (no offset commit, no leaving the group),
+// starts as many new ones and returns once they replicate again: they
+// resume from the last committed offsets.
 func (r *mm2) Kill(ctx context.Context) error {
 	r.mu.Lock()
 	ws := r.workers
@@ -128,7 +132,22 @@ func (r *mm2) Kill(ctx context.Context) error {
 		_ = w.Close()
 	}
 	slog.Info("mirrormaker2 workers killed", "workers", len(ws))
-	return r.start(ctx, len(ws))
+	if err := r.start(ctx, len(ws)); err != nil {
+		return err
+	}
+	return r.settle(ctx)
+}
+
+// settle waits, at most two minutes, until the workers replicate again
+// (see Ready): a fault on the replicator has taken effect once its tasks
+// run again.
+func (r *mm2) settle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := r.Ready(ctx); err != nil {
+		slog.Warn("mirrormaker2 not settled; going on", "err", err)
+	}
+	return nil
 }
 
 // Lag is unknown for MirrorMaker 2 (its positions live in its Connect
