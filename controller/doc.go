@@ -1,5 +1,6 @@
 // Package controller runs chaos scenarios: it drives a workload on a Target
-// (the embedded local topology or two Kubernetes clusters), applies faults on
+// (the embedded local topology, real Kafka processes or two Kubernetes
+// clusters), applies faults on
 // a timeline, samples the measurements every second, and turns them into
 // per-step and overall verdicts.
 //
