@@ -147,8 +147,21 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 		slog.Error("fault cleanup failed", "err", err)
 	}
 	if ctx.Err() == nil && stepErr == nil {
-		// Let the workload run to its configured end.
-		if rest := time.Until(r.start.Add(sc.Workload.Duration.D())); rest > 0 {
+		// Let the workload run to its configured end, and past it while a
+		// step's recovery window is still open: a step that ended late
+		// (a broker slow to restart) must still see traffic to recover.
+		end := r.start.Add(sc.Workload.Duration.D())
+		for _, st := range res.Steps {
+			if st.Index < 1 || st.Index > len(sc.Steps) {
+				continue
+			}
+			for _, a := range sc.Steps[st.Index-1].Expect {
+				if a.Recovers && st.End.Add(a.Within+time.Second).After(end) {
+					end = st.End.Add(a.Within + time.Second)
+				}
+			}
+		}
+		if rest := time.Until(end); rest > 0 {
 			r.setCurrent("steady state")
 			select {
 			case <-ctx.Done():

@@ -28,10 +28,10 @@ type NetworkSpec struct {
 }
 
 // Target is where a scenario's actions take effect: the embedded local
-// topology or two Kubernetes clusters. Every method returns once the action
+// topology, real Kafka processes, or two Kubernetes clusters. Every method returns once the action
 // has taken effect (a killed broker's replacement is Ready, a resize settled).
 type Target interface {
-	// Name returns "local" or "kubernetes".
+	// Name returns "local", "processes" or "kubernetes".
 	Name() string
 	// KillBroker kills broker id ("random" picks one) of cluster and returns
 	// the id it killed. On Kubernetes the StatefulSet recreates the pod.

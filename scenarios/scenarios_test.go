@@ -31,6 +31,9 @@ func TestLibrary(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if !sc.RunsOn("local") {
+				t.Skipf("%s is for %v only", sc.Name, sc.Targets)
+			}
 			scale := float64(target) / float64(sc.Workload.Duration.D())
 			sc.Scale(scale)
 			t.Logf("%s at time scale %.4f: %s", sc.Name, scale, sc.Workload.Duration.D())

@@ -13,9 +13,9 @@ import (
 func controllerCommand() *cli.Command {
 	runFlags := append([]cli.Flag{
 		&cli.PathFlag{Name: "scenario", Usage: "scenario file (YAML, see docs/scenarios.md); or give it as the argument"},
-		&cli.StringFlag{Name: "target", Value: "local", Usage: "where the scenario acts: local (embedded clusters) or kubernetes"},
+		&cli.StringFlag{Name: "target", Value: "local", Usage: "where the scenario acts: local (embedded clusters), processes (real Kafka and MirrorMaker 2 as child processes, see --kafka-home) or kubernetes"},
 		&cli.Float64Flag{Name: "time-scale", Value: 1, Usage: "multiply every duration of the scenario by this factor (0.05 runs 20x faster)"},
-	}, append(inCategory(catOutput, outputFlags()...), inCategory(catKubernetes, k8sTargetFlags()[:k8sTargetOwnFlags]...)...)...)
+	}, append(inCategory(catRealKafka, processesFlags()...), append(inCategory(catOutput, outputFlags()...), inCategory(catKubernetes, k8sTargetFlags()[:k8sTargetOwnFlags]...)...)...)...)
 	runFlags = append(runFlags, k8sTargetFlags()[k8sTargetOwnFlags:]...)
 	return &cli.Command{
 		Name:  "controller",
@@ -81,15 +81,18 @@ func controllerRun(c *cli.Context) error {
 	}
 	sc.Scale(f)
 	switch c.String("target") {
-	case "local":
-		return runLocal(c, sc)
+	case "local", "processes":
+		return runTarget(c, sc, c.String("target"))
 	case "kubernetes":
+		if !sc.RunsOn("kubernetes") {
+			return exit.Usagef("--target: scenario %s is for %s only", sc.Name, strings.Join(sc.Targets, ", "))
+		}
 		target, err := kubernetesTarget(c, sc)
 		if err != nil {
 			return err
 		}
 		return runScenario(c, sc, target, nil)
 	default:
-		return exit.Usagef("--target: %q is not local or kubernetes", c.String("target"))
+		return exit.Usagef("--target: %q is not local, processes or kubernetes", c.String("target"))
 	}
 }

@@ -13,6 +13,7 @@ const (
 	catWorkload   = "workload"
 	catOutput     = "output"
 	catKubernetes = "Kubernetes target (--target kubernetes)"
+	catRealKafka  = "real Kafka (--kafka-home, --target processes)"
 )
 
 // inCategory sets the help category of every flag and returns them.

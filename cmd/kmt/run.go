@@ -222,7 +222,11 @@ func printResults(w io.Writer, res *results.Results) {
 	}
 	for _, a := range res.Anomalies {
 		if len(a.Ranges) > 0 {
-			fmt.Fprintf(w, "  %s %s: %d (%s)\n", a.Kind, a.Stream, a.Count, rangesString(a))
+			kind := a.Kind
+			if a.Where != "" {
+				kind += " [" + a.Where + "]"
+			}
+			fmt.Fprintf(w, "  %s %s: %d (%s)\n", kind, a.Stream, a.Count, rangesString(a))
 		}
 	}
 	fmt.Fprintf(w, "\nverdict: %s\n", res.Verdict)

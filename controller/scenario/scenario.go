@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +48,11 @@ type Scenario struct {
 	Description string `yaml:"description"`
 	// Verdict is the verdict the scenario is expected to produce, PASS or
 	// FAIL; the scenario library's self-test checks it. Default PASS.
-	Verdict  string   `yaml:"verdict"`
+	Verdict string `yaml:"verdict"`
+	// Targets lists the targets the scenario is meant for (local,
+	// processes, kubernetes); running it elsewhere is an error, and the
+	// library's self-tests skip it there. Default: every target.
+	Targets  []string `yaml:"targets"`
 	Workload Workload `yaml:"workload"`
 	Steps    []Step   `yaml:"steps"`
 	// Expect holds assertions over the whole run's reconciled outcome.
@@ -81,6 +86,35 @@ type Workload struct {
 	// connections to the destination cluster on the local target, as for a
 	// replicator running in the source region. Default 0.
 	DestinationLatency Duration `yaml:"destination_latency"`
+	// Acks is the producers' acknowledgement level: all (default, the
+	// leader waits for the in-sync replicas), 1 (the leader alone) or 0
+	// (none).
+	Acks string `yaml:"acks"`
+	// SourceBrokerConfig holds Kafka broker properties set on every broker
+	// of the source cluster of the processes target, the cluster whose
+	// acknowledgements the producers get, e.g.
+	// unclean.leader.election.enable: "true". The destination keeps the
+	// target's defaults, so the replicator's writes are not slowed by an
+	// experiment on the source. Embedded clusters have no such settings: a
+	// scenario that sets them names its targets. Default: none (the
+	// processes target's defaults: RF 3, min.insync.replicas 2).
+	SourceBrokerConfig map[string]string `yaml:"source_broker_config"`
+}
+
+// Target names.
+var targetNames = map[string]bool{"local": true, "processes": true, "kubernetes": true}
+
+// RunsOn reports whether the scenario is meant for target.
+func (s *Scenario) RunsOn(target string) bool {
+	if len(s.Targets) == 0 {
+		return true
+	}
+	for _, t := range s.Targets {
+		if t == target {
+			return true
+		}
+	}
+	return false
 }
 
 // Step is one action on the timeline.
@@ -234,6 +268,9 @@ func checkFields(doc *yaml.Node, s *Scenario) error {
 				if !wk[v.Content[j].Value] {
 					return fmt.Errorf("line %d: unknown field workload.%s", v.Content[j].Line, v.Content[j].Value)
 				}
+				if v.Content[j].Value == "source_broker_config" && v.Content[j+1].Kind != yaml.MappingNode {
+					return fmt.Errorf("line %d: workload.source_broker_config: want a mapping of property: value", v.Content[j].Line)
+				}
 			}
 		}
 	}
@@ -354,6 +391,37 @@ func (s *Scenario) validate(doc *yaml.Node) error {
 	default:
 		return fail("workload.mirror_mode", wl("mirror_mode"), "%q is not safe or unsafe", w.MirrorMode)
 	}
+	switch w.Acks {
+	case "":
+		w.Acks = "all"
+	case "all", "1", "0":
+	case "-1":
+		w.Acks = "all"
+	default:
+		return fail("workload.acks", wl("acks"), "%q is not all, 1 or 0", w.Acks)
+	}
+	keys := make([]string, 0, len(w.SourceBrokerConfig))
+	for k := range w.SourceBrokerConfig {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := w.SourceBrokerConfig[k]
+		if !validProperty(k) {
+			return fail("workload.source_broker_config", wl("source_broker_config"), "%q is not a Kafka property name (lower case words joined by dots)", k)
+		}
+		if strings.ContainsAny(v, "\n\r") {
+			return fail("workload.source_broker_config", wl("source_broker_config"), "%s: the value must be one line", k)
+		}
+		if reservedProperty[k] {
+			return fail("workload.source_broker_config", wl("source_broker_config"), "%s is set by the target (ids, listeners, log dirs, quorum) and cannot be changed", k)
+		}
+	}
+	for i, t := range s.Targets {
+		if !targetNames[t] {
+			return fail("targets", []string{"targets"}, "targets[%d]: %q is not local, processes or kubernetes", i, t)
+		}
+	}
 	if len(s.Expect) == 0 {
 		for _, e := range []string{"lost == 0", "duplicated == 0", "reordered == 0"} {
 			a, _ := ParseAssertion(e)
@@ -454,6 +522,29 @@ func (st *Step) validate(i int) error {
 		}
 	}
 	return nil
+}
+
+// reservedProperty lists the broker properties the processes target sets
+// itself.
+var reservedProperty = map[string]bool{
+	"node.id": true, "broker.id": true, "process.roles": true, "listeners": true, "advertised.listeners": true,
+	"listener.security.protocol.map": true, "inter.broker.listener.name": true, "controller.listener.names": true,
+	"controller.quorum.voters": true, "controller.quorum.bootstrap.servers": true, "log.dirs": true, "log.dir": true,
+	"metadata.log.dir": true,
+}
+
+// validProperty reports whether k looks like a Kafka property name:
+// lower-case letters, digits, '-' and '_' in words joined by dots.
+func validProperty(k string) bool {
+	if k == "" || k[0] == '.' || k[len(k)-1] == '.' || strings.Contains(k, "..") {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func actionList() string {

@@ -82,6 +82,12 @@ func TestParseErrorsNameFieldAndLine(t *testing.T) {
 		{"bad verdict", "verdict: MAYBE\n", `line 1: verdict: "MAYBE" is not PASS or FAIL`},
 		{"mirror mode", "workload:\n  mirror_mode: yolo\n", `line 2: workload.mirror_mode: "yolo" is not safe or unsafe`},
 		{"resize size", "steps:\n  - action: resize-cluster\n    cluster: source\n", "steps[0].size: must be at least 1"},
+		{"acks", "workload:\n  acks: some\n", `line 2: workload.acks: "some" is not all, 1 or 0`},
+		{"broker config name", "workload:\n  source_broker_config: {Unclean: \"true\"}\n", `line 2: workload.source_broker_config: "Unclean" is not a Kafka property name`},
+		{"broker config reserved", "workload:\n  source_broker_config:\n    listeners: x\n", "line 2: workload.source_broker_config: listeners is set by the target"},
+		{"broker config value", "workload:\n  source_broker_config: {a.b: \"x\\ny\"}\n", "workload.source_broker_config: a.b: the value must be one line"},
+		{"broker config type", "workload:\n  source_broker_config: [a]\n", "line 2: workload.source_broker_config: want a mapping"},
+		{"targets", "targets: [local, moon]\n", `line 1: targets: targets[1]: "moon" is not local, processes or kubernetes`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,6 +132,33 @@ func TestZeroIsNeverTheDefault(t *testing.T) {
 		Rate: 0, Headers: &hdr, Duration: Duration(time.Second), LossGrace: Duration(time.Second)})
 	if err != nil || s.Workload.Rate != 0 {
 		t.Errorf("FromWorkload with rate 0: %v; want rate 0 kept (unlimited)", err)
+	}
+}
+
+// TestDurabilityFields parses the fields of the durability experiments:
+// acks, broker settings and the targets a scenario is meant for.
+func TestDurabilityFields(t *testing.T) {
+	s, err := Parse([]byte("targets: [processes]\nworkload:\n  acks: \"1\"\n  source_broker_config:\n    unclean.leader.election.enable: \"true\"\n    min.insync.replicas: 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Workload
+	if w.Acks != "1" || w.SourceBrokerConfig["unclean.leader.election.enable"] != "true" || w.SourceBrokerConfig["min.insync.replicas"] != "1" {
+		t.Errorf("workload %+v", w)
+	}
+	if !s.RunsOn("processes") || s.RunsOn("local") || s.RunsOn("kubernetes") {
+		t.Errorf("targets %v", s.Targets)
+	}
+	d, err := Parse([]byte("workload: {acks: \"-1\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Workload.Acks != "all" || !d.RunsOn("local") || !d.RunsOn("processes") {
+		t.Errorf("defaults: acks %q, targets %v", d.Workload.Acks, d.Targets)
+	}
+	def, _ := FromWorkload("x", Workload{})
+	if def.Workload.Acks != "all" {
+		t.Errorf("default acks %q", def.Workload.Acks)
 	}
 }
 

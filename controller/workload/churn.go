@@ -1,4 +1,4 @@
-package local
+package workload
 
 import (
 	"fmt"
@@ -43,7 +43,7 @@ func (t *Target) KillConsumer(i int) (string, error) {
 	if i < 0 || i >= len(t.consumers) {
 		n := len(t.consumers)
 		t.mu.Unlock()
-		return "", fmt.Errorf("local: kill consumer %d: %d consumers run", i, n)
+		return "", fmt.Errorf("workload: kill consumer %d: %d consumers run", i, n)
 	}
 	c := t.consumers[i]
 	t.consumers = append(t.consumers[:i:i], t.consumers[i+1:]...)
@@ -52,7 +52,7 @@ func (t *Target) KillConsumer(i int) (string, error) {
 	c.cancel()
 	t.bg.Add(1)
 	go func() { defer t.bg.Done(); <-c.done }() // its clean-up cannot reach the cluster any more
-	slog.Info("local consumer killed", "consumer", c.id, "connections_cut", cut)
+	slog.Info("workload consumer killed", "consumer", c.id, "connections_cut", cut)
 	return c.id, nil
 }
 
@@ -64,10 +64,10 @@ func (t *Target) AddConsumer() (string, error) {
 	defer t.mu.Unlock()
 	c := t.newConsumerLocked(id)
 	if c == nil {
-		return "", fmt.Errorf("local: consumer %s did not start", id)
+		return "", fmt.Errorf("workload: consumer %s did not start", id)
 	}
 	t.consumers = append(t.consumers, c)
-	slog.Info("local consumer added", "consumer", id)
+	slog.Info("workload consumer added", "consumer", id)
 	return id, nil
 }
 
@@ -75,7 +75,7 @@ func (t *Target) AddConsumer() (string, error) {
 // (they commit and leave the group), until n run.
 func (t *Target) ScaleConsumers(n int) error {
 	if n < 0 {
-		return fmt.Errorf("local: scale consumers to %d: must be >= 0", n)
+		return fmt.Errorf("workload: scale consumers to %d: must be >= 0", n)
 	}
 	for {
 		t.mu.Lock()
@@ -91,7 +91,7 @@ func (t *Target) ScaleConsumers(n int) error {
 			return nil
 		case last != nil:
 			_ = last.stop()
-			slog.Info("local consumer stopped", "consumer", last.id)
+			slog.Info("workload consumer stopped", "consumer", last.id)
 		default:
 			if _, err := t.AddConsumer(); err != nil {
 				return err
@@ -139,18 +139,18 @@ func (t *Target) KillProducer(i int) (string, error) {
 	if i < 0 || i >= len(t.producers) {
 		n := len(t.producers)
 		t.mu.Unlock()
-		return "", fmt.Errorf("local: kill producer %d: %d producers were started", i, n)
+		return "", fmt.Errorf("workload: kill producer %d: %d producers were started", i, n)
 	}
 	p := t.producers[i]
 	t.mu.Unlock()
 	if p.cut.Killed() {
-		return "", fmt.Errorf("local: producer %d was killed already", i)
+		return "", fmt.Errorf("workload: producer %d was killed already", i)
 	}
 	cut := p.cut.Kill()
 	p.cancel()
 	c := p.p.Counters()
 	id := p.p.Report().Producer
-	slog.Info("local producer killed", "producer", id, "connections_cut", cut, "sent", c.Sent, "acked", c.Acked, "in_flight", c.InFlight)
+	slog.Info("workload producer killed", "producer", id, "connections_cut", cut, "sent", c.Sent, "acked", c.Acked, "in_flight", c.InFlight)
 	return id, nil
 }
 
@@ -162,12 +162,12 @@ func (t *Target) RestartProducer(i int) error {
 	if i < 0 || i >= len(t.producers) {
 		n := len(t.producers)
 		t.mu.Unlock()
-		return fmt.Errorf("local: restart producer %d: %d producers were started", i, n)
+		return fmt.Errorf("workload: restart producer %d: %d producers were started", i, n)
 	}
 	p := t.producers[i]
 	t.mu.Unlock()
 	if !p.cut.Killed() {
-		return fmt.Errorf("local: restart producer %d: it was not killed", i)
+		return fmt.Errorf("workload: restart producer %d: it was not killed", i)
 	}
 	return t.startProducerAs(p.p.Report().Producer, p.topics, p.partitions)
 }
