@@ -325,6 +325,11 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 		return
 	}
 	res := t.Arrive(m.Seq, now)
+	if res >= numResults { // above message.MaxSeq: the decoders refuse it already
+		p.c.foreign[reasonBadSequence]++
+		p.foreign[reasonBadSequence].Inc()
+		return
+	}
 	p.c.results[res]++
 	r.pending[res]++
 	switch res {

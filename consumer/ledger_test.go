@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -545,4 +546,43 @@ func BenchmarkMemoryPerStream(b *testing.B) {
 		bytes = memoryPerStream(8, 100, 128, 5)
 	}
 	b.ReportMetric(bytes, "bytes/stream")
+}
+
+// TestLedgerHostileSequenceAndIdentity feeds the records issue reports
+// showed corrupting a stream: a sequence of 2^64-1 (and 2^63, just above
+// message.MaxSeq) on a healthy stream, and producer ids the producer
+// itself refuses (over 200 bytes, control bytes). They are foreign
+// (bad_sequence, bad_identity), open no stream, and the healthy stream
+// ends with nothing lost, pending or reordered.
+func TestLedgerHostileSequenceAndIdentity(t *testing.T) {
+	l := NewLedger(nil, WithLossGrace(time.Second))
+	p := l.partition("t", "t", 0)
+	now := time.Now()
+	msgs := seqMsgs("t", 0, 0, "p", "r", 0, 0, 1, 2)
+	off := int64(len(msgs))
+	for _, r := range []rec{
+		{producer: "p", run: "r", seq: 1<<64 - 1, ts: now.UnixNano()},
+		{producer: "p", run: "r", seq: message.MaxSeq + 1, ts: now.UnixNano()},
+		{producer: strings.Repeat("p", 201), run: "r", seq: 5, ts: now.UnixNano()},
+		{producer: "p\x01", run: "r", seq: 5, ts: now.UnixNano()},
+		{producer: "p", run: "r\n", seq: 5, ts: now.UnixNano()},
+	} {
+		msgs = append(msgs, headerMsg("t", 0, off, r))
+		off++
+	}
+	msgs = append(msgs, seqMsgs("t", 0, off, "p", "r", 0, 3, 4)...)
+	msgs = append(msgs, headerMsg("t", 0, off+2, rec{producer: "p", run: "r", seq: 5, ts: now.UnixNano(), end: true}))
+	feed(p, message.Headers, now, msgs...)
+	l.Sweep(now.Add(time.Hour))
+	rep := l.Report()
+	want := map[string]uint64{"bad_sequence": 2, "bad_identity": 3}
+	if !reflect.DeepEqual(rep.Totals.ForeignByReason, want) {
+		t.Errorf("foreign by reason %v, want %v", rep.Totals.ForeignByReason, want)
+	}
+	if tot := rep.Totals; tot.Streams != 1 || tot.Received != 5 || tot.Lost != 0 || tot.Pending != 0 || tot.Reordered != 0 || tot.Gaps != 0 {
+		t.Errorf("totals %+v", tot)
+	}
+	if c := l.Counters(); c.Lost != 0 || c.InOrder != 5 || c.Foreign != 5 {
+		t.Errorf("counters %+v", c)
+	}
 }

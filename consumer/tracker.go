@@ -3,6 +3,7 @@ package consumer
 import (
 	"sort"
 
+	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
@@ -26,6 +27,11 @@ const (
 	Late
 
 	numResults = 5
+
+	// Invalid is a sequence above message.MaxSeq, which the decoders
+	// reject: the tracker ignores it. It is not one of the arrival classes
+	// (no metric label, no counter).
+	Invalid Result = 255
 )
 
 var resultNames = [numResults]string{"in_order", "duplicate", "reordered", "gap", "late"}
@@ -35,6 +41,9 @@ var resultNames = [numResults]string{"in_order", "duplicate", "reordered", "gap"
 func (r Result) String() string {
 	if int(r) < len(resultNames) {
 		return resultNames[r]
+	}
+	if r == Invalid {
+		return "invalid"
 	}
 	return "unknown"
 }
@@ -46,6 +55,11 @@ func (r Result) String() string {
 // consumer process. In the steady state (contiguous arrivals) a Tracker is
 // 48 bytes and one comparison per message; everything needed once something
 // goes wrong lives behind x and is allocated on first use.
+//
+// Sequences run from 0 to message.MaxSeq (2^63-1), end-marker counts to
+// message.MaxSeq+1, so every half-open range [lo, hi) the tracker builds
+// has hi <= 2^63 and no arithmetic on them can wrap; larger values are
+// ignored (Arrive returns Invalid, End declares nothing).
 //
 // A Tracker is not safe for concurrent use; the Ledger guards it with its
 // partition's lock.
@@ -101,17 +115,21 @@ type gap struct {
 
 // Adopt makes seq the stream's baseline: sequences below it are not
 // expected here and their absence is not a gap. Call it before the first
-// arrival only; later calls are ignored.
+// arrival only; later calls, and a seq above message.MaxSeq, are ignored.
 func (t *Tracker) Adopt(seq uint64) {
-	if t.arrived || t.next != 0 || t.x != nil {
+	if t.arrived || t.next != 0 || t.x != nil || seq > message.MaxSeq {
 		return
 	}
 	t.base, t.next, t.adopted = seq, seq, true
 }
 
 // Arrive accounts the data message seq arriving at now (Unix nanoseconds)
-// and returns its class.
+// and returns its class. A seq above message.MaxSeq changes nothing and
+// returns Invalid.
 func (t *Tracker) Arrive(seq uint64, now int64) Result {
+	if seq > message.MaxSeq {
+		return Invalid
+	}
 	if !t.arrived {
 		t.arrived, t.first = true, now
 	}
@@ -255,8 +273,11 @@ func (t *Tracker) Expire(cutoff int64) uint64 {
 // End accounts an end-of-stream marker saying count data messages were
 // sent: every unresolved sequence below count is declared lost at once,
 // including a tail beyond the highest one seen. It returns how many
-// sequences it declared.
+// sequences it declared. A count above message.MaxSeq+1 is ignored.
 func (t *Tracker) End(count uint64, now int64) uint64 {
+	if count > message.MaxSeq+1 {
+		return 0
+	}
 	if !t.arrived {
 		t.arrived, t.first = true, now
 	}

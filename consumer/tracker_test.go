@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/kmtproject/kmt/internal/message"
+	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
 // arrive feeds seqs at time now and returns the results as a compact string,
@@ -395,6 +398,101 @@ func TestTrackerRandom(t *testing.T) {
 		declaredSet := tr.LostDeclared()
 		if declaredSet.Len() != lost.Len()+late {
 			t.Fatalf("iter %d: declared %d != lost %d + late %d", iter, declaredSet.Len(), lost.Len(), late)
+		}
+	}
+}
+
+// TestTrackerBoundaryModel checks the tracker against the simplest model
+// there is, the set of sequences seen, over random arrival orders of
+// sequences at both ends of the valid range: 0 and message.MaxSeq. After
+// every arrival the tracker's seen set must equal the model, every
+// sequence below the highest one must be exactly one of seen, pending and
+// lost, and a sequence above message.MaxSeq (the largest uint64 included)
+// must change nothing. A tracker whose range arithmetic wrapped reported
+// about 1.8e19 lost sequences here.
+func TestTrackerBoundaryModel(t *testing.T) {
+	const top = message.MaxSeq
+	r := rand.New(rand.NewPCG(13, 17))
+	for iter := range 2000 {
+		var pool []uint64
+		for i := range uint64(4) {
+			pool = append(pool, i, top-i)
+		}
+		if iter%2 == 0 {
+			pool = append(pool, top/2, 1<<32, 1<<62)
+		}
+		var tr Tracker
+		base := uint64(0)
+		if iter%5 == 0 {
+			base = top - 3 - uint64(r.IntN(3))
+			tr.Adopt(base)
+		}
+		seen := map[uint64]bool{}
+		var now int64
+		var log []string
+		for step := range 40 {
+			now++
+			switch op := r.IntN(12); {
+			case op == 0:
+				for _, bad := range []uint64{top + 1, 1<<64 - 1} {
+					before := tr.Seen()
+					if res := tr.Arrive(bad, now); res != Invalid {
+						t.Fatalf("iter %d: Arrive(%d) = %s, want invalid", iter, bad, res)
+					}
+					if after := tr.Seen(); after.String() != before.String() {
+						t.Fatalf("iter %d: Arrive(%d) changed seen from %v to %v", iter, bad, before, after)
+					}
+				}
+				if n := tr.End(1<<64-1, now); n != 0 {
+					t.Fatalf("iter %d: End(2^64-1) declared %d", iter, n)
+				}
+			case op == 1:
+				n := tr.Expire(now - int64(r.IntN(4)))
+				log = append(log, fmt.Sprintf("expire=%d", n))
+			case op == 2 && step > 30:
+				n := tr.End(top+1, now)
+				log = append(log, fmt.Sprintf("end(max)=%d", n))
+			default:
+				s := pool[r.IntN(len(pool))]
+				res := tr.Arrive(s, now)
+				log = append(log, fmt.Sprintf("%d=%s", s, res))
+				switch {
+				case seen[s] && res != Duplicate:
+					t.Fatalf("iter %d: %v: repeat of %d classified %s", iter, log, s, res)
+				case !seen[s] && res == Duplicate:
+					t.Fatalf("iter %d: %v: first arrival of %d classified duplicate", iter, log, s)
+				}
+				seen[s] = true
+			}
+			var model seqrange.Set
+			hi := uint64(0)
+			for s := range seen {
+				model.Add(s)
+				hi = max(hi, s+1)
+			}
+			got := tr.Seen()
+			if got.String() != model.String() {
+				t.Fatalf("iter %d: %v: seen %v, model %v", iter, log, got, model)
+			}
+			// [base, max(hi, end)) is partitioned into seen, pending, lost.
+			pending, lost := tr.Pending(), tr.Lost()
+			end, _ := tr.EndCount()
+			span := seqrange.Of(seqrange.Range{Lo: base, Hi: max(hi, end)})
+			below := seqrange.Of(seqrange.Range{Lo: 0, Hi: base})
+			inSpan := got.Minus(below)
+			union := seqrange.Of(inSpan.Ranges()...)
+			for _, part := range []seqrange.Set{pending, lost} {
+				if o := union.Intersect(part); !o.Empty() {
+					t.Fatalf("iter %d: %v: %v is in two of seen/pending/lost (seen %v pending %v lost %v)", iter, log, o, got, pending, lost)
+				}
+				union.Union(part)
+			}
+			if union.String() != span.String() {
+				t.Fatalf("iter %d: %v: seen %v + pending %v + lost %v = %v, want %v", iter, log, got, pending, lost, union, span)
+			}
+			if total := pending.Len() + lost.Len() + inSpan.Len(); total != span.Len() {
+				t.Fatalf("iter %d: %v: counts add up to %d, span %d", iter, log, total, span.Len())
+			}
 		}
 	}
 }
