@@ -60,6 +60,9 @@ type Ledger struct {
 	lat        *latency.Recorder
 	ignore     func(*sarama.ConsumerMessage) bool
 
+	// now reads the wall clock in Unix nanoseconds; tests replace it.
+	now func() int64
+
 	streams   atomic.Int64
 	limitHit  atomic.Bool
 	lastSweep atomic.Int64
@@ -100,6 +103,14 @@ func NewLedger(m *Metrics, opts ...LedgerOption) *Ledger {
 		l.maxStreams = DefaultMaxStreams
 	}
 	return l
+}
+
+// clock returns the receive time for a batch of records, Unix nanoseconds.
+func (l *Ledger) clock() int64 {
+	if l.now != nil {
+		return l.now()
+	}
+	return time.Now().UnixNano()
 }
 
 // LossGrace returns the loss grace period.

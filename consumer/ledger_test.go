@@ -586,3 +586,52 @@ func TestLedgerHostileSequenceAndIdentity(t *testing.T) {
 		t.Errorf("counters %+v", c)
 	}
 }
+
+// TestReceiveTimeNotBeforeArrival drives a claim's loop with a record that
+// reaches the consumer while the clock is being read for the batch before
+// it: its receive time must be no earlier than its arrival, so its latency
+// is never at or below zero. The clock is stepped by hand (10 ms per read)
+// so the test does not depend on timing. When the receive time was taken
+// before the waiting records were drained, this record got the earlier
+// batch's time, 1 ms before it was created.
+func TestReceiveTimeNotBeforeArrival(t *testing.T) {
+	l := NewLedger(nil)
+	p := l.partition("t", "t", 0)
+	c := &Consumer{cfg: Config{Batch: DefaultBatch}, ledger: l}
+	t0 := time.Now().UnixNano()
+	msgs := make(chan *sarama.ConsumerMessage, 4)
+	reads := 0
+	l.now = func() int64 {
+		reads++
+		if reads == 1 {
+			// A record created 1 ms after this read arrives now.
+			msgs <- headerMsg("t", 0, 1, rec{producer: "p", run: "r", seq: 1, ts: t0 + int64(time.Millisecond)})
+		}
+		return t0 + int64(reads-1)*int64(10*time.Millisecond)
+	}
+	msgs <- headerMsg("t", 0, 0, rec{producer: "p", run: "r", seq: 0, ts: t0 - int64(5*time.Millisecond)})
+	done := make(chan struct{})
+	var marked []int64
+	go func() {
+		for {
+			p.mu.Lock()
+			n := p.nextOffset
+			p.mu.Unlock()
+			if n == 2 {
+				close(done)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	c.consume(done, msgs, p, func(last *sarama.ConsumerMessage) { marked = append(marked, last.Offset) })
+	if got := l.Counters(); got.InOrder != 2 {
+		t.Fatalf("counters %+v", got)
+	}
+	if s := l.Latency().Total(); s.Min < time.Millisecond {
+		t.Errorf("minimum latency %v: a record was given a receive time before it arrived", s.Min)
+	}
+	if len(marked) == 0 || marked[len(marked)-1] != 1 {
+		t.Errorf("marked %v, want the last batch to end at offset 1", marked)
+	}
+}

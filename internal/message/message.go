@@ -218,15 +218,21 @@ func DecodeBody(key, value []byte, m *Meta) error {
 func decodeMeta(m *Meta, v []byte, header bool) error {
 	slash, slashes, i := -1, 0, 0
 	control := false
-	for ; i < len(v) && v[i] != ';'; i++ {
-		switch c := v[i]; {
-		case c == '/':
-			if slash < 0 {
-				slash = i
+	for ; i < len(v); i++ {
+		c := v[i]
+		if c <= '/' { // ';' is above '/': letters and digits skip this
+			if c == '/' {
+				if slash < 0 {
+					slash = i
+				}
+				slashes++
 			}
-			slashes++
-		case isControl(c):
-			control = true
+			control = control || c < 0x20
+		} else if c >= ';' {
+			if c == ';' {
+				break
+			}
+			control = control || c == 0x7f
 		}
 	}
 	if i == len(v) {
