@@ -16,6 +16,11 @@ import (
 	"github.com/kmtproject/kmt/internal/message"
 )
 
+// MaxLatency is the largest end-to-end latency the histograms record:
+// older first arrivals are recorded as MaxLatency and counted (see
+// Counters.LatencyOverCap).
+const MaxLatency = time.Hour
+
 // Defaults of the Ledger options.
 const (
 	DefaultLossGrace  = 30 * time.Second
@@ -156,6 +161,8 @@ func (l *Ledger) partition(topic, source string, id int32) *partition {
 		p.foreign[i] = l.m.Foreign.WithLabelValues(source, reasonNames[i])
 	}
 	p.untrackedC = l.m.Untracked.WithLabelValues(source)
+	p.futureC = l.m.LatencyOutOfRange.WithLabelValues(source, "future")
+	p.overCapC = l.m.LatencyOutOfRange.WithLabelValues(source, "over_1h")
 	l.parts[k] = p
 	l.list = append(l.list, p)
 	return p
@@ -225,6 +232,8 @@ type partition struct {
 	lat         latencyBatch // e2e latency observations not yet in Prometheus
 	foreign     [numReasons]prometheus.Counter
 	untrackedC  prometheus.Counter
+	futureC     prometheus.Counter // latency out of range: created in the future
+	overCapC    prometheus.Counter // latency out of range: over the 1 h cap
 }
 
 type partCounts struct {
@@ -234,6 +243,8 @@ type partCounts struct {
 	rereads    uint64
 	untracked  uint64
 	foreign    [numReasons]uint64
+	future     uint64 // first arrivals created after they were received
+	overCap    uint64 // first arrivals older than MaxLatency
 }
 
 type gappy struct {
@@ -350,6 +361,14 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 		p.list(t, r)
 	}
 	d := time.Duration(now - m.UnixNano)
+	switch {
+	case d < 0:
+		p.c.future++
+		p.futureC.Inc()
+	case d > MaxLatency:
+		p.c.overCap++
+		p.overCapC.Inc()
+	}
 	p.l.lat.Record(d)
 	p.lat.observe(d.Seconds())
 }
@@ -540,6 +559,12 @@ type Counters struct {
 	Rereads    uint64 `json:"rereads"`
 	Untracked  uint64 `json:"untracked"`
 	Streams    int64  `json:"streams"`
+	// LatencyFuture counts first arrivals created after they were received
+	// (the producer's clock ahead of the consumer's): their latency is
+	// recorded as 0. LatencyOverCap counts first arrivals older than
+	// MaxLatency (1 h), recorded as 1 h.
+	LatencyFuture  uint64 `json:"latency_future"`
+	LatencyOverCap uint64 `json:"latency_over_1h"`
 }
 
 // Counters returns the current totals over every partition.
@@ -557,6 +582,8 @@ func (l *Ledger) Counters() Counters {
 		c.EndMarkers += p.c.endMarkers
 		c.Rereads += p.c.rereads
 		c.Untracked += p.c.untracked
+		c.LatencyFuture += p.c.future
+		c.LatencyOverCap += p.c.overCap
 		for _, n := range p.c.foreign {
 			c.Foreign += n
 		}

@@ -635,3 +635,37 @@ func TestReceiveTimeNotBeforeArrival(t *testing.T) {
 		t.Errorf("marked %v, want the last batch to end at offset 1", marked)
 	}
 }
+
+// TestLedgerClockSkewCounted checks that first arrivals created in the
+// future (producer clock ahead) and older than the 1 h latency cap are
+// counted, in the counters and in kmt_consumer_latency_out_of_range_total,
+// and that duplicates are not.
+func TestLedgerClockSkewCounted(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	l := NewLedger(m)
+	p := l.partition("dst.t", "t", 0)
+	now := time.Now()
+	at := func(off int64, seq uint64, d time.Duration) *sarama.ConsumerMessage {
+		return headerMsg("dst.t", 0, off, rec{producer: "p", run: "r", seq: seq, ts: now.Add(d).UnixNano()})
+	}
+	feed(p, message.Headers, now,
+		at(0, 0, -time.Millisecond), // fine
+		at(1, 1, 2*time.Second),     // future
+		at(2, 2, 1),                 // 1 ns in the future
+		at(3, 2, time.Second),       // a duplicate: not a latency
+		at(4, 3, -2*time.Hour),      // over the cap
+		at(5, 4, -MaxLatency),       // exactly the cap: in range
+		at(6, 5, -time.Millisecond), // fine
+	)
+	l.Sweep(now)
+	c := l.Counters()
+	if c.LatencyFuture != 2 || c.LatencyOverCap != 1 {
+		t.Errorf("future %d, over cap %d; want 2 and 1", c.LatencyFuture, c.LatencyOverCap)
+	}
+	if v := testutil.ToFloat64(m.LatencyOutOfRange.WithLabelValues("t", "future")); v != 2 {
+		t.Errorf("metric future = %v", v)
+	}
+	if v := testutil.ToFloat64(m.LatencyOutOfRange.WithLabelValues("t", "over_1h")); v != 1 {
+		t.Errorf("metric over_1h = %v", v)
+	}
+}

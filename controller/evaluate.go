@@ -43,6 +43,7 @@ func finalFromSamples(samples []Sample, d time.Duration) *Final {
 	f.Summary = results.Summary{
 		DurationS: d.Seconds(), Produced: last.Produced, Acked: last.Acked, Received: last.Received,
 		Lost: last.Lost, Duplicated: last.Duplicated, Reordered: last.Reordered, Late: last.Late, Foreign: last.Foreign,
+		LatencyFuture: last.LatencyFuture, LatencyOverCap: last.LatencyOverCap,
 		LatencyMs: results.Latencies{P50: ms(last.P50), P99: ms(last.P99), P999: ms(last.P999)},
 	}
 	if d > 0 {

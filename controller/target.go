@@ -87,4 +87,10 @@ type Sample struct {
 	Lag int64 `json:"lag"`
 	// InFlight counts missing messages still within the loss grace.
 	InFlight int64 `json:"in_flight"`
+	// LatencyFuture counts first arrivals created after they were received
+	// (clock skew: the producer's clock ahead of the consumer's);
+	// LatencyOverCap those older than the latency histograms' 1 h cap.
+	// Cumulative.
+	LatencyFuture  uint64 `json:"latency_future"`
+	LatencyOverCap uint64 `json:"latency_over_1h"`
 }

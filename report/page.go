@@ -610,6 +610,8 @@ func summaryRows(r *results.Results) [][]summaryRow {
 		{"Latency p99", fmtMs(s.LatencyMs.P99), ""},
 		{"Latency p99.9", fmtMs(s.LatencyMs.P999), ""},
 		{"Latency max", fmtMs(s.LatencyMs.Max), ""},
+		{"Created in the future (clock skew)", fmtCount(s.LatencyFuture), bad(s.LatencyFuture)},
+		{"Older than 1 h (latency capped)", fmtCount(s.LatencyOverCap), bad(s.LatencyOverCap)},
 	}
 	if s.Verdict == "" {
 		rows[0].Value, rows[0].Class = verdictText(r.Verdict), verdictClass(r.Verdict)

@@ -185,6 +185,8 @@ func printResults(w io.Writer, res *results.Results) {
 	t.Row("latency p50 / p90", fmt.Sprintf("%.1fms / %.1fms", s.LatencyMs.P50, s.LatencyMs.P90))
 	t.Row("latency p99 / p99.9", fmt.Sprintf("%.1fms / %.1fms", s.LatencyMs.P99, s.LatencyMs.P999))
 	t.Row("latency max", fmt.Sprintf("%.1fms", s.LatencyMs.Max))
+	t.Row("created in the future (clock skew)", s.LatencyFuture)
+	t.Row("older than 1h (latency capped)", s.LatencyOverCap)
 	t.Row("throughput", fmt.Sprintf("%.0f msg/s", s.ThroughputMsgsPerS))
 	_ = t.Write(w)
 	if len(res.Expect) > 0 {

@@ -34,6 +34,8 @@ var counterQueries = []struct {
 	{func(s *controller.Sample) *uint64 { return &s.Late }, `kmt_consumer_messages_total{result="late"}`},
 	{func(s *controller.Sample) *uint64 { return &s.Lost }, `kmt_consumer_lost_messages_total`},
 	{func(s *controller.Sample) *uint64 { return &s.Foreign }, `kmt_consumer_foreign_total`},
+	{func(s *controller.Sample) *uint64 { return &s.LatencyFuture }, `kmt_consumer_latency_out_of_range_total{reason="future"}`},
+	{func(s *controller.Sample) *uint64 { return &s.LatencyOverCap }, `kmt_consumer_latency_out_of_range_total{reason="over_1h"}`},
 }
 
 // targetRateQuery is the fleet's configured produce rate.

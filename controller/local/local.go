@@ -532,6 +532,7 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 		}
 	}
 	rep := t.ledger.Report()
+	counters := t.ledger.Counters()
 	received := make([]reconcile.Received, 0, len(rep.Streams))
 	for _, s := range rep.Streams {
 		received = append(received, reconcile.Received{Stream: s.Stream, Seen: s.Seen, Duplicates: s.Duplicates, DuplicatedSeqs: s.DuplicatedSeqs, Reordered: s.Reordered, Late: s.Late})
@@ -550,6 +551,7 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 		DurationS: d.Seconds(), Produced: o.Produced, Acked: o.Acked, ProduceErrors: o.ProduceErrors,
 		Received: o.Received, Lost: o.Lost, Duplicated: o.Duplicated, Reordered: o.Reordered, Late: o.Late,
 		Foreign: rep.Totals.Foreign, UnackedDelivered: o.UnackedDelivered, NeverAcked: o.NeverAcked,
+		LatencyFuture: counters.LatencyFuture, LatencyOverCap: counters.LatencyOverCap,
 		LatencyMs: results.Latencies{P50: msf(tot.P50), P90: msf(tot.P90), P99: msf(tot.P99), P999: msf(tot.P999), Max: msf(tot.Max)},
 	}
 	if o.Pass() {
@@ -619,6 +621,7 @@ func (t *Target) Sample(context.Context) (controller.Sample, error) {
 	c := t.ledger.Counters()
 	s.Received, s.Lost, s.Duplicated, s.Reordered, s.Late, s.Foreign = c.Received, c.Lost, c.Duplicates, c.Reordered, c.Late, c.Foreign
 	s.InFlight = int64(c.InFlight)
+	s.LatencyFuture, s.LatencyOverCap = c.LatencyFuture, c.LatencyOverCap
 	if m != nil {
 		s.Lag = m.Counters().Lag
 	}

@@ -43,6 +43,14 @@ type Summary struct {
 	// NeverAcked counts messages sent but neither acked nor received.
 	NeverAcked         uint64    `json:"never_acked"`
 	LatencyMs          Latencies `json:"latency_ms"`
+	// LatencyFuture counts messages created after they were received: the
+	// producer's clock is ahead of the consumer's (clock skew). Their
+	// latency is recorded as 0, which pulls percentiles down.
+	LatencyFuture uint64 `json:"latency_future"`
+	// LatencyOverCap counts messages older than 1 h on arrival (or a
+	// producer clock behind by that much): their latency is recorded as
+	// 1 h, the histograms' cap.
+	LatencyOverCap uint64 `json:"latency_over_1h"`
 	ThroughputMsgsPerS float64   `json:"throughput_msgs_per_s"`
 }
 
