@@ -41,8 +41,8 @@ type Summary struct {
 	// that arrived anyway (not duplicates).
 	UnackedDelivered uint64 `json:"unacked_delivered"`
 	// NeverAcked counts messages sent but neither acked nor received.
-	NeverAcked         uint64    `json:"never_acked"`
-	LatencyMs          Latencies `json:"latency_ms"`
+	NeverAcked uint64    `json:"never_acked"`
+	LatencyMs  Latencies `json:"latency_ms"`
 	// LatencyFuture counts messages created after they were received: the
 	// producer's clock is ahead of the consumer's (clock skew). Their
 	// latency is recorded as 0, which pulls percentiles down.
@@ -50,8 +50,8 @@ type Summary struct {
 	// LatencyOverCap counts messages older than 1 h on arrival (or a
 	// producer clock behind by that much): their latency is recorded as
 	// 1 h, the histograms' cap.
-	LatencyOverCap uint64 `json:"latency_over_1h"`
-	ThroughputMsgsPerS float64   `json:"throughput_msgs_per_s"`
+	LatencyOverCap     uint64  `json:"latency_over_1h"`
+	ThroughputMsgsPerS float64 `json:"throughput_msgs_per_s"`
 }
 
 // Latencies are end-to-end latency percentiles in milliseconds.
