@@ -565,6 +565,10 @@ type Counters struct {
 	// MaxLatency (1 h), recorded as 1 h.
 	LatencyFuture  uint64 `json:"latency_future"`
 	LatencyOverCap uint64 `json:"latency_over_1h"`
+	// Lag is the records in the destination not read yet: high-water mark
+	// minus the next offset to read, summed over the partitions this
+	// process owns (as of each partition's last batch).
+	Lag int64 `json:"lag"`
 }
 
 // Counters returns the current totals over every partition.
@@ -588,6 +592,7 @@ func (l *Ledger) Counters() Counters {
 			c.Foreign += n
 		}
 		p.mu.Unlock()
+		c.Lag += p.lag.Load()
 	}
 	c.Received = c.InOrder + c.Reordered + c.Gaps + c.Late
 	c.Lost = c.LostDeclared - c.Late

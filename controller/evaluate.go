@@ -16,6 +16,7 @@ func Series(samples []Sample) []results.Point {
 			P50Ms: ms(s.P50), P99Ms: ms(s.P99), P999Ms: ms(s.P999),
 			Lost: s.Lost, Duplicated: s.Duplicated, Reordered: s.Reordered,
 			Lag: s.Lag, InFlight: s.InFlight,
+			Backlog: s.Backlog, BacklogAgeS: s.BacklogAge.Seconds(),
 		}
 		if i > 0 {
 			prev := samples[i-1]

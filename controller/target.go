@@ -85,6 +85,13 @@ type Sample struct {
 	P999 time.Duration `json:"p999_ns"`
 	// Lag is the consumers' lag behind the destination's high watermarks.
 	Lag int64 `json:"lag"`
+	// Backlog is the replication backlog: messages acknowledged on the
+	// source and not yet in the destination, Acked - Received - Lost - Lag
+	// (never below 0), and BacklogAge how long ago the oldest of them was
+	// acknowledged. The Runner fills both from the samples so far (see
+	// FillBacklog); targets leave them zero.
+	Backlog    int64         `json:"backlog"`
+	BacklogAge time.Duration `json:"backlog_age_ns"`
 	// InFlight counts missing messages still within the loss grace.
 	InFlight int64 `json:"in_flight"`
 	// LatencyFuture counts first arrivals created after they were received

@@ -296,6 +296,7 @@ func reduce(pts []results.Point, n int) []results.Point {
 		q.T = b[0].T
 		q.TargetRate, q.ProducedRate, q.ReplicatedRate = 0, 0, 0
 		q.P50Ms, q.P99Ms, q.P999Ms, q.Lag, q.InFlight = b[0].P50Ms, b[0].P99Ms, b[0].P999Ms, b[0].Lag, b[0].InFlight
+		q.Backlog, q.BacklogAgeS = b[0].Backlog, b[0].BacklogAgeS
 		for _, p := range b {
 			q.TargetRate += p.TargetRate / float64(len(b))
 			q.ProducedRate += p.ProducedRate / float64(len(b))
@@ -305,6 +306,8 @@ func reduce(pts []results.Point, n int) []results.Point {
 			q.P999Ms = math.Max(q.P999Ms, p.P999Ms)
 			q.Lag = max(q.Lag, p.Lag)
 			q.InFlight = max(q.InFlight, p.InFlight)
+			q.Backlog = max(q.Backlog, p.Backlog)
+			q.BacklogAgeS = math.Max(q.BacklogAgeS, p.BacklogAgeS)
 		}
 		out = append(out, q)
 	}
@@ -365,10 +368,11 @@ func timeCharts(pts []results.Point, t0 time.Time) []chartSpec {
 			},
 		},
 		{
-			File: "chart-lag.png", Title: "Consumer lag and in-flight messages",
+			File: "chart-lag.png", Title: "Replication backlog, consumer lag and in-flight messages",
 			XLabel: elapsedLabel, YLabel: "messages", Counts: true,
-			Caption: "Lag: messages in the destination not yet consumed. In flight: missing messages still within the loss grace period.",
+			Caption: "Replication backlog: messages acknowledged on the source and not yet in the destination (it grows during an outage). Lag: messages in the destination not yet consumed. In flight: missing messages still within the loss grace period.",
 			Series: []series{
+				{Name: "replication backlog", Color: colOrange, Width: 2.2, XY: curve(pts, t0, func(p results.Point) float64 { return float64(p.Backlog) })},
 				{Name: "consumer lag", Color: colBlue, XY: curve(pts, t0, func(p results.Point) float64 { return float64(p.Lag) })},
 				{Name: "in flight", Color: colRed, XY: curve(pts, t0, func(p results.Point) float64 { return float64(p.InFlight) })},
 			},
@@ -605,6 +609,8 @@ func summaryRows(r *results.Results) [][]summaryRow {
 		{"Unacked but delivered", fmtCount(s.UnackedDelivered), ""},
 		{"Never acked", fmtCount(s.NeverAcked), bad(s.NeverAcked)},
 		{"Throughput", fmtNumber(s.ThroughputMsgsPerS) + " msg/s", ""},
+		{"Replication backlog (peak)", fmtCount(uint64(max(s.BacklogMax, 0))) + " msgs", ""},
+		{"Oldest unreplicated message (peak age)", fmtDuration(time.Duration(s.BacklogAgeMaxS * float64(time.Second))), ""},
 		{"Latency p50", fmtMs(s.LatencyMs.P50), ""},
 		{"Latency p90", fmtMs(s.LatencyMs.P90), ""},
 		{"Latency p99", fmtMs(s.LatencyMs.P99), ""},

@@ -188,6 +188,7 @@ func printResults(w io.Writer, res *results.Results) {
 	t.Row("created in the future (clock skew)", s.LatencyFuture)
 	t.Row("older than 1h (latency capped)", s.LatencyOverCap)
 	t.Row("throughput", fmt.Sprintf("%.0f msg/s", s.ThroughputMsgsPerS))
+	t.Row("replication backlog (peak)", fmt.Sprintf("%d msgs, oldest %.1fs", s.BacklogMax, s.BacklogAgeMaxS))
 	_ = t.Write(w)
 	if len(res.Expect) > 0 {
 		fmt.Fprintln(w)

@@ -41,6 +41,10 @@ var counterQueries = []struct {
 // targetRateQuery is the fleet's configured produce rate.
 const targetRateQuery = `sum(kmt_producer_target_rate)`
 
+// lagQuery is the validating consumers' lag: records in the destination
+// not read yet.
+const lagQuery = `sum(kmt_consumer_lag_messages)`
+
 // latencyQuery returns the PromQL for end-to-end latency quantile q over
 // window.
 func latencyQuery(q float64, window time.Duration) string {
@@ -121,6 +125,11 @@ func (t *Target) Sample(ctx context.Context) (controller.Sample, error) {
 		return controller.Sample{}, fmt.Errorf("sample: %w", err)
 	}
 	s.TargetRate = rate
+	lag, err := t.scalar(ctx, lagQuery, now)
+	if err != nil {
+		return controller.Sample{}, fmt.Errorf("sample: %w", err)
+	}
+	s.Lag = int64(math.Round(lag))
 	for _, l := range []struct {
 		q   float64
 		dst *time.Duration

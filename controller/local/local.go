@@ -602,7 +602,6 @@ func (t *Target) locate(ctx context.Context, o *reconcile.Outcome) {
 func (t *Target) Sample(context.Context) (controller.Sample, error) {
 	t.mu.Lock()
 	prods := append([]*producerProc(nil), t.producers...)
-	m := t.mirror
 	t.mu.Unlock()
 	s := controller.Sample{Time: time.Now()}
 	for _, p := range prods {
@@ -622,9 +621,7 @@ func (t *Target) Sample(context.Context) (controller.Sample, error) {
 	s.Received, s.Lost, s.Duplicated, s.Reordered, s.Late, s.Foreign = c.Received, c.Lost, c.Duplicates, c.Reordered, c.Late, c.Foreign
 	s.InFlight = int64(c.InFlight)
 	s.LatencyFuture, s.LatencyOverCap = c.LatencyFuture, c.LatencyOverCap
-	if m != nil {
-		s.Lag = m.Counters().Lag
-	}
+	s.Lag = c.Lag // the consumers' lag; the mirror's share is in the backlog the runner derives
 	w := t.lat.Window()
 	s.P50, s.P99, s.P999 = w.P50, w.P99, w.P999
 	return s, nil

@@ -50,7 +50,13 @@ type Summary struct {
 	// LatencyOverCap counts messages older than 1 h on arrival (or a
 	// producer clock behind by that much): their latency is recorded as
 	// 1 h, the histograms' cap.
-	LatencyOverCap     uint64  `json:"latency_over_1h"`
+	LatencyOverCap uint64 `json:"latency_over_1h"`
+	// BacklogMax is the largest replication backlog sampled during the
+	// run (messages acknowledged on the source, not yet in the
+	// destination), BacklogAgeMaxS the largest age of its oldest message,
+	// in seconds.
+	BacklogMax         int64   `json:"backlog_max"`
+	BacklogAgeMaxS     float64 `json:"backlog_age_max_s"`
 	ThroughputMsgsPerS float64 `json:"throughput_msgs_per_s"`
 }
 
@@ -97,6 +103,11 @@ type Point struct {
 	Reordered      uint64    `json:"reordered"`
 	Lag            int64     `json:"lag"`
 	InFlight       int64     `json:"in_flight"`
+	// Backlog is the replication backlog (acknowledged on the source, not
+	// yet in the destination) and BacklogAgeS how long ago its oldest
+	// message was acknowledged, in seconds.
+	Backlog     int64   `json:"backlog"`
+	BacklogAgeS float64 `json:"backlog_age_s"`
 }
 
 // Assertion is one checked expectation of a step.
