@@ -14,6 +14,7 @@ import (
 
 	"github.com/kmtproject/kmt/internal/latency"
 	"github.com/kmtproject/kmt/internal/message"
+	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
 // MaxLatency is the largest end-to-end latency the histograms record:
@@ -76,6 +77,31 @@ type Ledger struct {
 	parts     map[partKey]*partition
 	list      []*partition
 	consumers []string
+
+	// streamMu guards creating runs and streams in every partition (reads
+	// of a partition's runs and streams maps from another partition's
+	// account need it) and moved.
+	streamMu sync.Mutex
+	// moved holds the streams that have a tracker in more than one
+	// partition of a topic (their key moved: partitions added and keys
+	// remapped). Rare; see Sweep.
+	moved map[movedKey]*movedStream
+}
+
+// movedKey identifies a stream across the partitions of its topic.
+type movedKey struct {
+	source, producer, run string
+	key                   uint32
+}
+
+// movedStream lists the trackers of one stream in several partitions.
+type movedStream struct {
+	members []movedMember
+}
+
+type movedMember struct {
+	p *partition
+	t *Tracker
 }
 
 type partKey struct {
@@ -94,6 +120,7 @@ func NewLedger(m *Metrics, opts ...LedgerOption) *Ledger {
 		grace:      DefaultLossGrace,
 		maxStreams: DefaultMaxStreams,
 		parts:      map[partKey]*partition{},
+		moved:      map[movedKey]*movedStream{},
 	}
 	for _, o := range opts {
 		o(l)
@@ -116,6 +143,22 @@ func (l *Ledger) clock() int64 {
 		return l.now()
 	}
 	return time.Now().UnixNano()
+}
+
+// Accounted returns the offset below which this process has accounted every
+// record of partition of topic (the topic read), and false when it has not
+// read the partition at all. Trimming the destination must not delete at or
+// above it.
+func (l *Ledger) Accounted(topic string, partition int32) (int64, bool) {
+	l.mu.Lock()
+	p := l.parts[partKey{topic, partition}]
+	l.mu.Unlock()
+	if p == nil {
+		return 0, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextOffset, p.started
 }
 
 // LossGrace returns the loss grace period.
@@ -393,7 +436,9 @@ func (p *partition) lookup(producer, runID []byte) *run {
 			streams:  map[uint32]*Tracker{},
 			rm:       p.l.m.forRun(p.source, string(producer)),
 		}
+		p.l.streamMu.Lock()
 		p.runs[string(p.scratch)] = r
+		p.l.streamMu.Unlock()
 	}
 	p.last = r
 	return r
@@ -413,8 +458,80 @@ func (p *partition) newStream(r *run, m *message.Meta) *Tracker {
 	if p.adopting {
 		t.Adopt(m.Seq)
 	}
+	l := p.l
+	l.streamMu.Lock()
 	r.streams[m.Key] = t
+	l.noteMoved(p, r, m.Key, t)
+	l.streamMu.Unlock()
 	return t
+}
+
+// noteMoved records the stream (r, key) as moved when another partition
+// of the same topic already has a tracker for it: its key moved between
+// partitions. The caller holds l.streamMu and p.mu.
+func (l *Ledger) noteMoved(p *partition, r *run, key uint32, t *Tracker) {
+	var siblings []movedMember
+	runKey := r.producer + "/" + r.run
+	for _, q := range l.partitions() {
+		if q == p || q.source != p.source {
+			continue
+		}
+		if qr := q.runs[runKey]; qr != nil {
+			if qt := qr.streams[key]; qt != nil {
+				siblings = append(siblings, movedMember{q, qt})
+			}
+		}
+	}
+	if len(siblings) == 0 {
+		return
+	}
+	t.moved = true
+	k := movedKey{p.source, r.producer, r.run, key}
+	ms := l.moved[k]
+	if ms == nil {
+		ms = &movedStream{members: siblings}
+		l.moved[k] = ms
+	}
+	ms.members = append(ms.members, movedMember{p, t})
+	slog.Info("consumer stream seen in a second partition; its loss is judged across both",
+		"topic", p.source, "producer", r.producer, "run", r.run, "key", key, "partition", p.id)
+}
+
+// movedSeen returns, per tracker of a moved stream, the sequences the
+// stream's trackers in its other partitions saw, each partition read
+// under its own lock (never two at once).
+func (l *Ledger) movedSeen() map[*partition]map[*Tracker]seqrange.Set {
+	l.streamMu.Lock()
+	streams := make([]*movedStream, 0, len(l.moved))
+	for _, ms := range l.moved {
+		streams = append(streams, &movedStream{members: append([]movedMember(nil), ms.members...)})
+	}
+	l.streamMu.Unlock()
+	if len(streams) == 0 {
+		return nil
+	}
+	out := map[*partition]map[*Tracker]seqrange.Set{}
+	for _, ms := range streams {
+		seen := make([]seqrange.Set, len(ms.members))
+		for i, mb := range ms.members {
+			mb.p.mu.Lock()
+			seen[i] = mb.t.Seen()
+			mb.p.mu.Unlock()
+		}
+		for i, mb := range ms.members {
+			var others seqrange.Set
+			for j := range ms.members {
+				if j != i {
+					others.Union(seen[j])
+				}
+			}
+			if out[mb.p] == nil {
+				out[mb.p] = map[*Tracker]seqrange.Set{}
+			}
+			out[mb.p][mb.t] = others
+		}
+	}
+	return out
 }
 
 // capped counts a message of a stream beyond the stream cap, warning once
@@ -509,8 +626,14 @@ func (l *Ledger) Sweep(now time.Time) {
 	cutoff := now.Add(-l.grace).UnixNano()
 	inflight := map[string]uint64{}
 	lag := map[string]int64{}
+	moved := l.movedSeen()
 	for _, p := range l.partitions() {
 		p.mu.Lock()
+		for t, others := range moved[p] {
+			// What a moved stream's other partition saw is not missing:
+			// resolve it before anything expires.
+			t.ResolveElsewhere(others)
+		}
 		p.sweep(cutoff)
 		p.flush()
 		inflight[p.source] += p.pending()

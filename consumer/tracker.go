@@ -72,6 +72,10 @@ type Tracker struct {
 	adopted bool // the stream was adopted: sequences below base were never expected here
 	listed  bool // on the owner's list of trackers with open gaps
 	arrived bool // anything arrived yet
+	// moved: the stream also has a tracker in another partition (its key
+	// moved). An end marker then opens gaps instead of declaring loss, so
+	// the ledger's sweep can first resolve what the other partition saw.
+	moved bool
 }
 
 // trackerExtra holds the state a stream needs only after a duplicate, a
@@ -86,7 +90,7 @@ type trackerExtra struct {
 	// and expiry always takes a prefix.
 	gaps []gap
 	// lost holds the sequences declared lost and still missing; a subset of
-	// [base, next).
+	// [base, max), below next unless a leading gap is left open (see End).
 	lost seqrange.Set
 	// declared holds every sequence ever declared lost, including those that
 	// arrived late afterwards.
@@ -197,9 +201,22 @@ func (t *Tracker) arriveSlow(seq uint64, now int64) Result {
 		t.fixNext()
 		return Gap
 	}
-	// next <= seq < max: either in an open gap or already seen.
+	// next <= seq < max: either in an open gap, resolved elsewhere (see
+	// ResolveElsewhere), or already seen.
 	i := sort.Search(len(x.gaps), func(i int) bool { return x.gaps[i].hi > seq })
 	if i == len(x.gaps) || x.gaps[i].lo > seq {
+		// Above an open leading gap (see End), lost and elsewhere
+		// sequences can lie beyond next.
+		if x.lost.Contains(seq) {
+			x.lost = x.lost.Minus(seqrange.Of(seqrange.Range{Lo: seq, Hi: seq + 1}))
+			x.late++
+			return Late
+		}
+		if x.elsewhere.Contains(seq) {
+			x.elsewhere = x.elsewhere.Minus(seqrange.Of(seqrange.Range{Lo: seq, Hi: seq + 1}))
+			x.reordered++
+			return Reordered
+		}
 		x.dup++
 		x.noteDup(seq)
 		return Duplicate
@@ -297,21 +314,48 @@ func (t *Tracker) End(count uint64, now int64) uint64 {
 			x.max = count
 		}
 	}
+	if t.moved {
+		// What is missing below count may have arrived in the stream's
+		// other partition: leave it to the sweep (ResolveElsewhere, then
+		// the loss grace) instead of declaring it now.
+		if count > x.max {
+			opened := now
+			if n := len(x.gaps); n > 0 && x.gaps[n-1].opened > opened {
+				opened = x.gaps[n-1].opened
+			}
+			x.gaps = append(x.gaps, gap{lo: x.max, hi: count, opened: opened})
+			x.max = count
+			t.fixNext()
+		}
+		return 0
+	}
+	// A leading gap (nothing seen at or above base before it) is left to
+	// the loss grace: the stream's key may have moved here from another
+	// partition, where those sequences arrived (see the Ledger's sweep).
+	// Every other gap below count, and the tail above what was seen, is
+	// declared lost now.
 	var n uint64
-	k := 0
-	for k < len(x.gaps) && x.gaps[k].lo < count {
-		g := &x.gaps[k]
+	kept := x.gaps[:0]
+	for i, g := range x.gaps {
+		if (i == 0 && g.lo == t.base) || g.lo >= count {
+			kept = append(kept, g)
+			continue
+		}
 		hi := min(g.hi, count)
 		n += x.declare(g.lo, hi)
 		if hi < g.hi { // a gap straddling count: only possible if sequences >= count were seen
 			g.lo = hi
-			break
+			kept = append(kept, g)
 		}
-		k++
 	}
-	x.dropGaps(k)
+	x.gaps = kept
 	if count > x.max {
-		n += x.declare(x.max, count)
+		if x.max == t.base { // then there are no gaps either
+			// Nothing arrived here: the whole range is a leading gap.
+			x.gaps = append(x.gaps, gap{lo: x.max, hi: count, opened: now})
+		} else {
+			n += x.declare(x.max, count)
+		}
 		x.max = count
 	}
 	t.fixNext()
@@ -331,6 +375,37 @@ func (t *Tracker) Resume() {
 	x.gaps = x.gaps[:0]
 	x.resume = true
 	t.fixNext()
+}
+
+// ResolveElsewhere removes from the open gaps every sequence in s (seen by
+// the stream's tracker in another partition, after its key moved) and
+// marks them elsewhere, and from then on treats the stream as moved (see
+// End). It returns how many sequences it resolved.
+func (t *Tracker) ResolveElsewhere(s seqrange.Set) uint64 {
+	t.moved = true
+	x := t.x
+	if x == nil || len(x.gaps) == 0 || s.Empty() {
+		return 0
+	}
+	var n uint64
+	out := x.gaps[:0:0]
+	for _, g := range x.gaps {
+		in := seqrange.Of(seqrange.Range{Lo: g.lo, Hi: g.hi})
+		found := in.Intersect(s)
+		if found.Empty() {
+			out = append(out, g)
+			continue
+		}
+		n += found.Len()
+		x.elsewhere.Union(found)
+		rest := in.Minus(found)
+		for _, r := range rest.Ranges() {
+			out = append(out, gap{lo: r.Lo, hi: r.Hi, opened: g.opened})
+		}
+	}
+	x.gaps = out
+	t.fixNext()
+	return n
 }
 
 // Seen returns every sequence that arrived at least once.

@@ -186,12 +186,43 @@ func TestTrackerEndMarkerClean(t *testing.T) {
 }
 
 func TestTrackerEndMarkerOnly(t *testing.T) {
-	// Every data message of the stream was lost; only the marker arrived.
+	// Only the marker arrived in this partition: every data message was
+	// lost, or the stream's key moved here just before the end and its
+	// data is in another partition. The loss grace decides (the ledger's
+	// sweep first resolves what the other partition saw).
 	var tr Tracker
-	if n := tr.End(5, 1); n != 5 {
-		t.Fatalf("declared %d", n)
+	if n := tr.End(5, 1); n != 0 {
+		t.Fatalf("declared %d at once", n)
+	}
+	checkState(t, &tr, wantState{pending: "0-4", counts: Counts{EndMarkers: 1}})
+	if n := tr.Expire(1); n != 5 {
+		t.Fatalf("expire declared %d", n)
 	}
 	checkState(t, &tr, wantState{lost: "0-4", declared: "0-4", counts: Counts{EndMarkers: 1}})
+}
+
+// TestTrackerEndLeadingGap checks that an end marker leaves a leading gap
+// (nothing seen below it) to the loss grace, as the key may have moved
+// here from another partition, and declares inner gaps and the tail at
+// once; a later arrival of a declared sequence above the open leading gap
+// is late, and one resolved elsewhere is reordered.
+func TestTrackerEndLeadingGap(t *testing.T) {
+	var tr Tracker
+	if got := arrive(t, &tr, 1, 10, 11, 13); got != "G O G" {
+		t.Fatalf("arrivals %s", got)
+	}
+	if n := tr.End(16, 2); n != 1+2 { // 12, and the tail 14-15
+		t.Fatalf("end declared %d", n)
+	}
+	checkState(t, &tr, wantState{seen: "10-11,13", pending: "0-9", lost: "12,14-15", declared: "12,14-15", counts: Counts{Gaps: 2, EndMarkers: 1}})
+	if n := tr.ResolveElsewhere(seqrange.Of(seqrange.Range{Lo: 0, Hi: 10})); n != 10 {
+		t.Fatalf("resolved %d", n)
+	}
+	if got := arrive(t, &tr, 3, 14, 5); got != "L R" {
+		t.Fatalf("late arrivals %s", got)
+	}
+	checkState(t, &tr, wantState{seen: "5,10-11,13-14", lost: "12,15", declared: "12,14-15", elsewhere: "0-4,6-9",
+		counts: Counts{Gaps: 2, EndMarkers: 1, Late: 1, Reordered: 1}})
 }
 
 func TestTrackerAdopted(t *testing.T) {

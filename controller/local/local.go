@@ -431,12 +431,17 @@ func (t *Target) trimLoop() {
 	defer tick.Stop()
 	// One long-lived connection per cluster (reopened after an error): an
 	// embedded cluster keeps a goroutine for every connection it served.
+	// The destination is trimmed only below what the ledger accounted: a
+	// committed offset can run ahead of it (a session that ended while a
+	// batch was still being accounted), and a record deleted before it
+	// was accounted would read as lost.
 	sides := []struct {
 		name  string
 		c     *embedded.Cluster
 		group string
+		limit func(string, int32) (int64, bool)
 		tr    *mirror.Trimmer
-	}{{"source", t.src, MirrorGroup, nil}, {"destination", t.dst, ConsumerGroup, nil}}
+	}{{"source", t.src, MirrorGroup, nil, nil}, {"destination", t.dst, ConsumerGroup, t.ledger.Accounted, nil}}
 	defer func() {
 		for _, s := range sides {
 			if s.tr != nil {
@@ -458,7 +463,7 @@ func (t *Target) trimLoop() {
 				s.tr, err = mirror.NewTrimmer(t.runCtx, t.conn(s.c, "kmt-trim"))
 			}
 			if err == nil {
-				if _, err = s.tr.Trim(t.runCtx, s.group, topics); err != nil {
+				if _, err = s.tr.TrimBelow(t.runCtx, s.group, topics, s.limit); err != nil {
 					_ = s.tr.Close()
 					s.tr = nil
 				}
