@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,11 @@ type Runner struct {
 	samples []Sample
 	current string // current step, for the status line
 	start   time.Time
+	// measureCPU: the workload runs in this process, so its CPU use is
+	// the rig's (see RigCheck); lastCPU is the process CPU time at the
+	// previous sample.
+	measureCPU bool
+	lastCPU    time.Duration
 }
 
 // ErrAborted is returned when the run was cancelled before it finished.
@@ -78,6 +84,7 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 		faults[i] = f
 	}
 	wl, runsWorkload := r.Target.(Workload)
+	r.measureCPU = runsWorkload
 	if runsWorkload {
 		slog.Info("workload start", "scenario", sc.Name, "target", r.Target.Name())
 		if err := wl.Start(ctx); err != nil {
@@ -149,6 +156,9 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 	res.AnomalyTotals = final.AnomalyTotals
 	res.Latency = final.Latency
 	Evaluate(sc, res, samples)
+	if stepErr == nil && ctx.Err() == nil {
+		applyRigCheck(res, samples, runtime.GOMAXPROCS(0))
+	}
 	if r.Metrics != nil {
 		for _, st := range res.Steps {
 			r.Metrics.Steps.WithLabelValues(strings.ToLower(st.Verdict)).Inc()
@@ -249,6 +259,16 @@ func (r *Runner) setCurrent(s string) {
 // it, and keeps s. It returns s as kept.
 func (r *Runner) record(s Sample) Sample {
 	r.mu.Lock()
+	if r.measureCPU {
+		if cpu, ok := processCPU(); ok {
+			if n := len(r.samples); n > 0 {
+				if dt := s.Time.Sub(r.samples[n-1].Time); dt > 0 {
+					s.CPU = float64(cpu-r.lastCPU) / float64(dt)
+				}
+			}
+			r.lastCPU = cpu
+		}
+	}
 	FillBacklog(&s, r.samples)
 	r.samples = append(r.samples, s)
 	r.mu.Unlock()

@@ -92,6 +92,13 @@ type Sample struct {
 	// FillBacklog); targets leave them zero.
 	Backlog    int64         `json:"backlog"`
 	BacklogAge time.Duration `json:"backlog_age_ns"`
+	// Behind is how many scheduled messages the producers have not sent
+	// yet (0 when they keep up with the target rate).
+	Behind uint64 `json:"behind"`
+	// CPU is the CPU kmt's own process used over the last interval, in
+	// cores (1.5 = one and a half cores busy), when the workload runs in
+	// the process; 0 when not measured. The Runner fills it.
+	CPU float64 `json:"cpu"`
 	// InFlight counts missing messages still within the loss grace.
 	InFlight int64 `json:"in_flight"`
 	// LatencyFuture counts first arrivals created after they were received

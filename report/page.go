@@ -140,6 +140,8 @@ func verdictClass(v string) string {
 		return "pass"
 	case results.Fail:
 		return "fail"
+	case results.Inconclusive:
+		return "inconclusive"
 	}
 	return "unknown"
 }
@@ -596,6 +598,11 @@ func summaryRows(r *results.Results) [][]summaryRow {
 	}
 	rows := []summaryRow{
 		{"Verdict", verdictText(s.Verdict), verdictClass(s.Verdict)},
+	}
+	for _, w := range s.Warnings {
+		rows = append(rows, summaryRow{"Warning", w, "bad"})
+	}
+	rows = append(rows, []summaryRow{
 		{"Duration", fmtDuration(time.Duration(s.DurationS * float64(time.Second))), ""},
 		{"Produced", fmtCount(s.Produced), ""},
 		{"Acked", fmtCount(s.Acked), ""},
@@ -618,6 +625,10 @@ func summaryRows(r *results.Results) [][]summaryRow {
 		{"Latency max", fmtMs(s.LatencyMs.Max), ""},
 		{"Created in the future (clock skew)", fmtCount(s.LatencyFuture), bad(s.LatencyFuture)},
 		{"Older than 1 h (latency capped)", fmtCount(s.LatencyOverCap), bad(s.LatencyOverCap)},
+	}...)
+	if s.NotDrained > 0 {
+		i := slices.IndexFunc(rows, func(r summaryRow) bool { return r.Name == "Never acked" })
+		rows = slices.Insert(rows, i+1, summaryRow{"Not drained (left unread in the destination)", fmtCount(s.NotDrained), "bad"})
 	}
 	if s.Verdict == "" {
 		rows[0].Value, rows[0].Class = verdictText(r.Verdict), verdictClass(r.Verdict)

@@ -41,6 +41,9 @@ var counterQueries = []struct {
 // targetRateQuery is the fleet's configured produce rate.
 const targetRateQuery = `sum(kmt_producer_target_rate)`
 
+// behindQuery is how many scheduled messages the producers have not sent.
+const behindQuery = `sum(kmt_producer_behind_messages)`
+
 // lagQuery is the validating consumers' lag: records in the destination
 // not read yet.
 const lagQuery = `sum(kmt_consumer_lag_messages)`
@@ -130,6 +133,11 @@ func (t *Target) Sample(ctx context.Context) (controller.Sample, error) {
 		return controller.Sample{}, fmt.Errorf("sample: %w", err)
 	}
 	s.Lag = int64(math.Round(lag))
+	behind, err := t.scalar(ctx, behindQuery, now)
+	if err != nil {
+		return controller.Sample{}, fmt.Errorf("sample: %w", err)
+	}
+	s.Behind = uint64(max(math.Round(behind), 0))
 	for _, l := range []struct {
 		q   float64
 		dst *time.Duration

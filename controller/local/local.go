@@ -498,13 +498,15 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	}
 	slog.Info("workload drain start", "end_markers", wantEnds, "loss_grace", t.w.LossGrace.D())
 	deadline := time.Now().Add(max(t.w.LossGrace.D(), 10*time.Second) + 5*time.Second)
+	var notDrained uint64
 	for {
 		c := t.ledger.Counters()
 		if c.EndMarkers >= wantEnds && c.InFlight == 0 && t.mirrorCaughtUp() {
 			break
 		}
 		if time.Now().After(deadline) {
-			slog.Warn("workload drain timeout", "end_markers_seen", c.EndMarkers, "end_markers", wantEnds, "in_flight", c.InFlight)
+			notDrained = t.unread(ctx)
+			slog.Warn("workload drain timeout", "end_markers_seen", c.EndMarkers, "end_markers", wantEnds, "in_flight", c.InFlight, "unread", notDrained)
 			break
 		}
 		select {
@@ -515,7 +517,51 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	}
 	slog.Info("workload drain done")
 	t.stopConsumers()
-	return t.outcome(ctx, prods), nil
+	return t.outcome(ctx, prods, notDrained), nil
+}
+
+// unread returns how many records of the destination topics the consumers
+// have not accounted: per partition, the high-water mark minus what the
+// ledger accounted (or the oldest offset, for a partition it never read).
+// A consumer that cannot drain (its fetches failing) leaves them there.
+func (t *Target) unread(ctx context.Context) uint64 {
+	var n uint64
+	err := func() error {
+		conn := t.conn(t.dst, "kmt-admin")
+		cfg, err := conn.Sarama()
+		if err != nil {
+			return err
+		}
+		client, err := kafkaconf.Connect(ctx, conn, cfg)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		for _, topic := range t.Topics() {
+			ps, err := client.Partitions(topic)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+				if err != nil {
+					return err
+				}
+				from, ok := t.ledger.Accounted(topic, p)
+				if !ok {
+					if from, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+						return err
+					}
+				}
+				n += uint64(max(newest-from, 0))
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		slog.Warn("unread records of the destination unknown", "err", err)
+	}
+	return n
 }
 
 // mirrorCaughtUp reports whether the mirror has nothing left to replicate.
@@ -526,7 +572,7 @@ func (t *Target) mirrorCaughtUp() bool {
 	return m == nil || m.Counters().Lag <= 0
 }
 
-func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller.Final {
+func (t *Target) outcome(ctx context.Context, prods []*producerProc, notDrained uint64) *controller.Final {
 	var produced []reconcile.Produced
 	var unresolved uint64
 	for _, p := range prods {
@@ -543,6 +589,10 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 		received = append(received, reconcile.Received{Stream: s.Stream, Seen: s.Seen, Duplicates: s.Duplicates, DuplicatedSeqs: s.DuplicatedSeqs, Reordered: s.Reordered, Late: s.Late})
 	}
 	o := reconcile.Reconcile(produced, received)
+	var inDest uint64
+	if notDrained > 0 && o.Lost > 0 {
+		inDest = t.undrainedLoss(ctx, &o)
+	}
 	if o.Lost > 0 {
 		t.locate(ctx, &o)
 	}
@@ -562,6 +612,10 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 	if o.Pass() {
 		s.Verdict = results.Pass
 	}
+	if notDrained > 0 {
+		s.NotDrained = notDrained
+		s.Warnings = append(s.Warnings, fmt.Sprintf("the consumers did not drain: %d records were left unread in the destination at the end (their lag); the %d acked messages among them are in the destination and not counted as lost", notDrained, inDest))
+	}
 	if d > 0 {
 		s.ThroughputMsgsPerS = float64(o.Received) / d.Seconds()
 	}
@@ -574,6 +628,31 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 		slog.Warn("produces without outcome", "messages", unresolved)
 	}
 	return f
+}
+
+// undrainedLoss moves out of o's lost messages those the destination holds:
+// the consumers did not drain it, so they are not lost but unread. It
+// returns how many it moved.
+func (t *Target) undrainedLoss(ctx context.Context, o *reconcile.Outcome) uint64 {
+	dst, err := readback.Scan(ctx, t.conn(t.dst, "kmt-readback"), t.Topics(), "", t.encoding())
+	if err != nil {
+		slog.Warn("undrained records not read back; they stay counted as lost", "err", err)
+		return 0
+	}
+	var moved uint64
+	for i := range o.Streams {
+		s := &o.Streams[i]
+		held := dst[s.Stream]
+		if s.Lost.Empty() || held == nil {
+			continue
+		}
+		in := s.Lost.Intersect(*held)
+		n := in.Len()
+		s.Lost = s.Lost.Minus(in)
+		o.Lost -= n
+		moved += n
+	}
+	return moved
 }
 
 // locate reads both clusters back and records, per stream, where its lost
@@ -621,6 +700,7 @@ func (t *Target) Sample(context.Context) (controller.Sample, error) {
 			}
 		}
 		s.TargetRate += p.p.TargetRate()
+		s.Behind += c.Behind
 	}
 	c := t.ledger.Counters()
 	s.Received, s.Lost, s.Duplicated, s.Reordered, s.Late, s.Foreign = c.Received, c.Lost, c.Duplicates, c.Reordered, c.Late, c.Foreign

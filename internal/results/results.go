@@ -16,19 +16,31 @@ import (
 	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
-// Verdicts.
+// Verdicts. INCONCLUSIVE is a run that found nothing wrong with the
+// replication but whose test rig could not measure it fully: kmt's own
+// process was CPU-bound while the producers fell behind their schedule or
+// latency kept growing, or the consumers could not drain the destination.
+// A FAIL (a loss, a duplicate, a failed assertion) always wins over it.
 const (
-	Pass = "PASS"
-	Fail = "FAIL"
+	Pass         = "PASS"
+	Fail         = "FAIL"
+	Inconclusive = "INCONCLUSIVE"
 )
+
+// validVerdict reports whether v is one of the verdicts.
+func validVerdict(v string) bool { return v == Pass || v == Fail || v == Inconclusive }
 
 // Summary is the one-screen outcome of a run. Counts are messages.
 type Summary struct {
-	Verdict       string  `json:"verdict"`
-	DurationS     float64 `json:"duration_s"`
-	Produced      uint64  `json:"produced"`
-	Acked         uint64  `json:"acked"`
-	ProduceErrors uint64  `json:"produce_errors"`
+	Verdict string `json:"verdict"`
+	// Warnings say, in a sentence each, why the verdict is INCONCLUSIVE
+	// (or what else limited the run): the rig saturated, the consumers did
+	// not drain.
+	Warnings      []string `json:"warnings,omitempty"`
+	DurationS     float64  `json:"duration_s"`
+	Produced      uint64   `json:"produced"`
+	Acked         uint64   `json:"acked"`
+	ProduceErrors uint64   `json:"produce_errors"`
 	// Received counts unique messages that arrived.
 	Received uint64 `json:"received"`
 	// Lost counts acked messages never received after the loss grace.
@@ -40,6 +52,10 @@ type Summary struct {
 	// UnackedDelivered counts messages whose produce failed or timed out but
 	// that arrived anyway (not duplicates).
 	UnackedDelivered uint64 `json:"unacked_delivered"`
+	// NotDrained counts records left unread in the destination when the
+	// run ended because the consumers could not drain it (their lag). The
+	// acked messages among them are not counted as lost.
+	NotDrained uint64 `json:"not_drained"`
 	// NeverAcked counts messages sent but neither acked nor received.
 	NeverAcked uint64    `json:"never_acked"`
 	LatencyMs  Latencies `json:"latency_ms"`
@@ -213,11 +229,11 @@ func ParseResults(b []byte) (*Results, error) {
 	if err := decodeStrict(b, &r); err != nil {
 		return nil, err
 	}
-	if r.Verdict != Pass && r.Verdict != Fail {
-		return nil, fmt.Errorf("verdict %q is not PASS or FAIL", r.Verdict)
+	if !validVerdict(r.Verdict) {
+		return nil, fmt.Errorf("verdict %q is not PASS, FAIL or INCONCLUSIVE", r.Verdict)
 	}
-	if r.Summary.Verdict != "" && r.Summary.Verdict != Pass && r.Summary.Verdict != Fail {
-		return nil, fmt.Errorf("summary.verdict %q is not PASS or FAIL", r.Summary.Verdict)
+	if r.Summary.Verdict != "" && !validVerdict(r.Summary.Verdict) {
+		return nil, fmt.Errorf("summary.verdict %q is not PASS, FAIL or INCONCLUSIVE", r.Summary.Verdict)
 	}
 	for i, a := range r.Anomalies {
 		for j, rg := range a.Ranges {
@@ -250,8 +266,8 @@ func ParseSummary(b []byte) (*Summary, error) {
 	if err := decodeStrict(b, &s); err != nil {
 		return nil, err
 	}
-	if s.Verdict != Pass && s.Verdict != Fail {
-		return nil, fmt.Errorf("verdict %q is not PASS or FAIL", s.Verdict)
+	if !validVerdict(s.Verdict) {
+		return nil, fmt.Errorf("verdict %q is not PASS, FAIL or INCONCLUSIVE", s.Verdict)
 	}
 	return &s, nil
 }

@@ -1,0 +1,108 @@
+package controller
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kmtproject/kmt/internal/results"
+)
+
+// Thresholds of the rig check (see RigCheck).
+const (
+	// cpuBoundShare is the share of the cores available to kmt's process
+	// (GOMAXPROCS) above which the process counts as CPU-bound.
+	cpuBoundShare = 0.9
+	// growthFactor and growthFloor: latency "grows without bound" when the
+	// median p50 of the run's last quarter is above growthFactor times the
+	// median of its second quarter and above growthFloor.
+	growthFactor = 2
+	growthFloor  = time.Second
+)
+
+// RigCheck looks at the samples of a run for the test rig's own
+// saturation: kmt's process CPU-bound (Sample.CPU, in cores, against
+// cores) while the producers end behind their schedule (at least one
+// second of the target rate overdue at the last sample with a target) or
+// end-to-end latency keeps growing (see growthFactor). It returns the
+// warnings to show and whether the rig saturated, which makes a passing
+// run INCONCLUSIVE: kmt, not the replicator, limited what was measured.
+// Producers behind schedule while kmt had CPU to spare get a warning only
+// (the source cluster did not keep up). Samples without CPU figures (a
+// target whose workload runs elsewhere) never count as CPU-bound.
+func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
+	var run []Sample
+	for _, s := range samples {
+		if s.TargetRate > 0 {
+			run = append(run, s)
+		}
+	}
+	if len(run) < 4 || cores <= 0 {
+		return nil, false
+	}
+	var cpu float64
+	var measured int
+	for _, s := range run[len(run)/2:] {
+		if s.CPU > 0 {
+			cpu += s.CPU
+			measured++
+		}
+	}
+	if measured > 0 {
+		cpu /= float64(measured)
+	}
+	cpuBound := measured > 0 && cpu >= cpuBoundShare*float64(cores)
+	last := run[len(run)-1]
+	behind := float64(last.Behind) >= max(last.TargetRate, 100)
+	q := len(run) / 4
+	early, late := medianP50(run[q:2*q]), medianP50(run[len(run)-q:])
+	grows := late > growthFloor && late > growthFactor*early
+	var what []string
+	if behind {
+		what = append(what, fmt.Sprintf("the producers ended %d messages (%.1f s of the target rate) behind their schedule", last.Behind, float64(last.Behind)/last.TargetRate))
+	}
+	if grows {
+		what = append(what, fmt.Sprintf("end-to-end latency kept growing (median p50 %s in the second quarter of the run, %s in the last)", early.Round(time.Millisecond), late.Round(time.Millisecond)))
+	}
+	switch {
+	case cpuBound && len(what) > 0:
+		return []string{fmt.Sprintf("the test rig saturated: kmt's own process used %.1f of %d cores while %s; kmt, not the replicator, limited this run (lower the rate or give kmt more CPU)",
+			cpu, cores, join(what))}, true
+	case behind && measured > 0:
+		return []string{what[0] + fmt.Sprintf(" while kmt used %.1f of %d cores: the source cluster did not keep up", cpu, cores)}, false
+	case behind:
+		return []string{what[0] + ": the source cluster or the producers' own CPU did not keep up"}, false
+	}
+	return nil, false
+}
+
+func medianP50(ss []Sample) time.Duration {
+	if len(ss) == 0 {
+		return 0
+	}
+	v := make([]time.Duration, len(ss))
+	for i, s := range ss {
+		v[i] = s.P50
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func join(parts []string) string {
+	if len(parts) == 2 {
+		return parts[0] + " and " + parts[1]
+	}
+	return parts[0]
+}
+
+// applyRigCheck adds the rig check's warnings to res and turns a passing
+// verdict INCONCLUSIVE when the rig saturated or the consumers could not
+// drain the destination (Summary.NotDrained).
+func applyRigCheck(res *results.Results, samples []Sample, cores int) {
+	w, saturated := RigCheck(samples, cores)
+	res.Summary.Warnings = append(res.Summary.Warnings, w...)
+	if res.Verdict == results.Pass && (saturated || res.Summary.NotDrained > 0) {
+		res.Verdict = results.Inconclusive
+		res.Summary.Verdict = results.Inconclusive
+	}
+}

@@ -1,0 +1,78 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kmtproject/kmt/internal/results"
+)
+
+// rigSamples returns n one-second samples at target 70k msg/s with the
+// given CPU use (cores), producers behind by behind(i) and p50 latency
+// p50(i).
+func rigSamples(n int, cpu float64, behind func(i int) uint64, p50 func(i int) time.Duration) []Sample {
+	t0 := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+	out := make([]Sample, n)
+	for i := range out {
+		out[i] = Sample{Time: t0.Add(time.Duration(i) * time.Second), TargetRate: 70000, CPU: cpu, Behind: behind(i), P50: p50(i)}
+	}
+	return out
+}
+
+func TestRigCheck(t *testing.T) {
+	none := func(int) uint64 { return 0 }
+	falling := func(i int) uint64 { return uint64(i) * 5000 } // ends 95k behind
+	flat := func(int) time.Duration { return 3 * time.Millisecond }
+	growing := func(i int) time.Duration { return time.Duration(i) * 200 * time.Millisecond }
+	for _, tc := range []struct {
+		name      string
+		samples   []Sample
+		saturated bool
+		warning   string
+	}{
+		{"healthy", rigSamples(20, 1.0, none, flat), false, ""},
+		{"cpu-bound but keeping up", rigSamples(20, 1.95, none, flat), false, ""},
+		{"cpu-bound and behind", rigSamples(20, 1.9, falling, flat), true, "the test rig saturated: kmt's own process used 1.9 of 2 cores while the producers ended 95000 messages (1.4 s of the target rate) behind their schedule"},
+		{"cpu-bound and latency growing", rigSamples(20, 1.9, none, growing), true, "end-to-end latency kept growing (median p50 1.4s in the second quarter of the run, 3.4s in the last)"},
+		{"behind with CPU to spare", rigSamples(20, 0.8, falling, flat), false, "the source cluster did not keep up"},
+		{"latency growing with CPU to spare (a fault)", rigSamples(20, 0.5, none, growing), false, ""},
+		{"no CPU figures (workload elsewhere)", rigSamples(20, 0, falling, growing), false, "the source cluster or the producers' own CPU did not keep up"},
+		{"too short to judge", rigSamples(3, 1.9, falling, growing), false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, sat := RigCheck(tc.samples, 2)
+			if sat != tc.saturated {
+				t.Errorf("saturated = %v, want %v (warnings %q)", sat, tc.saturated, w)
+			}
+			if tc.warning == "" && len(w) != 0 || tc.warning != "" && (len(w) != 1 || !strings.Contains(w[0], tc.warning)) {
+				t.Errorf("warnings %q, want one containing %q", w, tc.warning)
+			}
+		})
+	}
+}
+
+// TestApplyRigCheckVerdicts checks the verdict rules: a saturated rig or
+// undrained consumers turn PASS into INCONCLUSIVE; FAIL stays FAIL.
+func TestApplyRigCheckVerdicts(t *testing.T) {
+	sat := rigSamples(20, 1.9, func(i int) uint64 { return uint64(i) * 5000 }, func(int) time.Duration { return time.Millisecond })
+	ok := rigSamples(20, 0.5, func(int) uint64 { return 0 }, func(int) time.Duration { return time.Millisecond })
+	for _, tc := range []struct {
+		name       string
+		verdict    string
+		samples    []Sample
+		notDrained uint64
+		want       string
+	}{
+		{"pass stays pass", results.Pass, ok, 0, results.Pass},
+		{"saturated pass", results.Pass, sat, 0, results.Inconclusive},
+		{"not drained pass", results.Pass, ok, 10, results.Inconclusive},
+		{"saturated fail", results.Fail, sat, 0, results.Fail},
+	} {
+		res := &results.Results{Verdict: tc.verdict, Summary: results.Summary{Verdict: tc.verdict, NotDrained: tc.notDrained}}
+		applyRigCheck(res, tc.samples, 2)
+		if res.Verdict != tc.want || res.Summary.Verdict != tc.want {
+			t.Errorf("%s: verdict %s / summary %s, want %s", tc.name, res.Verdict, res.Summary.Verdict, tc.want)
+		}
+	}
+}
