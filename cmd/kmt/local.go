@@ -19,7 +19,8 @@ func localCommand() *cli.Command {
 		Usage: "run a two-region replication test in one process: embedded source and destination clusters, the reference mirror, producers and validating consumers",
 		Description: "Starts two embedded Kafka-compatible clusters on 127.0.0.1, replicates between them with kmt's mirror\n" +
 			"across a fault-injecting WAN link, produces sequence-numbered messages and validates every one at the\n" +
-			"destination. Ends with a summary and a verdict: exit 0 PASS, 1 FAIL, 2 bad flags.",
+			"destination. Ends with a summary and a verdict: exit 0 PASS, 1 FAIL, 2 bad flags, 3 INCONCLUSIVE (kmt itself\n" +
+			"saturated, or its consumers could not drain).",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "duration", Value: 60 * time.Second, Usage: "how long to produce"},
 			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic"},

@@ -107,6 +107,29 @@ func ValidID(s string) bool {
 // isControl reports whether c is an ASCII control byte.
 func isControl(c byte) bool { return c < 0x20 || c == 0x7f }
 
+// Classes of the bytes of a producer/run identity, for decodeMeta's scan.
+const (
+	idPlain = iota
+	idSlash
+	idEnd
+	idControl
+)
+
+// idClass classifies every byte value for decodeMeta's identity scan.
+var idClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c == '/':
+			t[c] = idSlash
+		case c == ';':
+			t[c] = idEnd
+		case isControl(byte(c)):
+			t[c] = idControl
+		}
+	}
+	return t
+}()
+
 // AppendKey appends the record key for key index k.
 func AppendKey(dst []byte, k uint32) []byte {
 	return strconv.AppendUint(dst, uint64(k), 10)
@@ -218,21 +241,19 @@ func DecodeBody(key, value []byte, m *Meta) error {
 func decodeMeta(m *Meta, v []byte, header bool) error {
 	slash, slashes, i := -1, 0, 0
 	control := false
+scan:
 	for ; i < len(v); i++ {
-		c := v[i]
-		if c <= '/' { // ';' is above '/': letters and digits skip this
-			if c == '/' {
-				if slash < 0 {
-					slash = i
-				}
-				slashes++
+		switch idClass[v[i]] { // one load and one compare for ordinary bytes
+		case idPlain:
+		case idSlash:
+			if slash < 0 {
+				slash = i
 			}
-			control = control || c < 0x20
-		} else if c >= ';' {
-			if c == ';' {
-				break
-			}
-			control = control || c == 0x7f
+			slashes++
+		case idEnd:
+			break scan
+		default:
+			control = true
 		}
 	}
 	if i == len(v) {
