@@ -401,6 +401,9 @@ func (c *Consumer) consume(done <-chan struct{}, msgs <-chan *sarama.ConsumerMes
 		for _, m := range batch {
 			p.account(m, enc, now)
 		}
+		// The decode target aliases the last record, and with it the
+		// whole fetch response it came in: let it go.
+		p.meta.Producer, p.meta.Run = nil, nil
 		p.mu.Unlock()
 		c.records.Add(uint64(len(batch)))
 		mark(batch[len(batch)-1])
