@@ -13,6 +13,12 @@ const (
 	// cpuBoundShare is the share of the cores available to kmt's process
 	// (GOMAXPROCS) above which the process counts as CPU-bound.
 	cpuBoundShare = 0.9
+	// starvedLatency is the median (over the second half of the run) of
+	// the per-second 90th percentile goroutine scheduling latency above
+	// which the process counts as CPU-bound although it used less: its
+	// runnable goroutines waited that long for a CPU (the machine's other
+	// processes took the cores).
+	starvedLatency = 10 * time.Millisecond
 	// growthFactor and growthFloor: latency "grows without bound" when the
 	// median p50 of the run's last quarter is above growthFactor times the
 	// median of its second quarter and above growthFloor.
@@ -21,8 +27,9 @@ const (
 )
 
 // RigCheck looks at the samples of a run for the test rig's own
-// saturation: kmt's process CPU-bound (Sample.CPU, in cores, against
-// cores) while the producers end behind their schedule (at least one
+// saturation: kmt's process CPU-bound (Sample.CPU, in cores, at least 90%
+// of cores, or its goroutines waiting for a CPU, Sample.SchedLatency, see
+// starvedLatency) while the producers end behind their schedule (at least one
 // second of the target rate overdue at the last sample with a target) or
 // end-to-end latency keeps growing (see growthFactor). It returns the
 // warnings to show and whether the rig saturated, which makes a passing
@@ -42,16 +49,23 @@ func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
 	}
 	var cpu float64
 	var measured int
+	var waits []time.Duration
 	for _, s := range run[len(run)/2:] {
 		if s.CPU > 0 {
 			cpu += s.CPU
 			measured++
+			waits = append(waits, s.SchedLatency)
 		}
 	}
 	if measured > 0 {
 		cpu /= float64(measured)
 	}
-	cpuBound := measured > 0 && cpu >= cpuBoundShare*float64(cores)
+	slices.Sort(waits)
+	var wait time.Duration
+	if len(waits) > 0 {
+		wait = waits[len(waits)/2]
+	}
+	cpuBound := measured > 0 && (cpu >= cpuBoundShare*float64(cores) || wait >= starvedLatency)
 	last := run[len(run)-1]
 	behind := float64(last.Behind) >= max(last.TargetRate, 100)
 	q := len(run) / 4
@@ -66,10 +80,10 @@ func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
 	}
 	switch {
 	case cpuBound && len(what) > 0:
-		return []string{fmt.Sprintf("the test rig saturated: kmt's own process used %.1f of %d cores while %s; kmt, not the replicator, limited this run (lower the rate or give kmt more CPU)",
-			cpu, cores, join(what))}, true
+		return []string{fmt.Sprintf("the test rig saturated: kmt's own process used %.1f of %d cores and its goroutines waited %s (p90) for a CPU while %s; kmt, not the replicator, limited this run (lower the rate or give kmt more CPU)",
+			cpu, cores, wait.Round(100*time.Microsecond), join(what))}, true
 	case behind && measured > 0:
-		return []string{what[0] + fmt.Sprintf(" while kmt used %.1f of %d cores: the source cluster did not keep up", cpu, cores)}, false
+		return []string{what[0] + fmt.Sprintf(" while kmt used %.1f of %d cores and got a CPU without waiting: the source cluster did not keep up", cpu, cores)}, false
 	case behind:
 		return []string{what[0] + ": the source cluster or the producers' own CPU did not keep up"}, false
 	}

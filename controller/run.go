@@ -62,6 +62,7 @@ type Runner struct {
 	// previous sample.
 	measureCPU bool
 	lastCPU    time.Duration
+	sched      *schedLatency
 }
 
 // ErrAborted is returned when the run was cancelled before it finished.
@@ -260,6 +261,10 @@ func (r *Runner) setCurrent(s string) {
 func (r *Runner) record(s Sample) Sample {
 	r.mu.Lock()
 	if r.measureCPU {
+		if r.sched == nil {
+			r.sched = newSchedLatency()
+		}
+		s.SchedLatency = r.sched.p90()
 		if cpu, ok := processCPU(); ok {
 			if n := len(r.samples); n > 0 {
 				if dt := s.Time.Sub(r.samples[n-1].Time); dt > 0 {

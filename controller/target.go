@@ -96,9 +96,13 @@ type Sample struct {
 	// yet (0 when they keep up with the target rate).
 	Behind uint64 `json:"behind"`
 	// CPU is the CPU kmt's own process used over the last interval, in
-	// cores (1.5 = one and a half cores busy), when the workload runs in
-	// the process; 0 when not measured. The Runner fills it.
-	CPU float64 `json:"cpu"`
+	// cores (1.5 = one and a half cores busy), and SchedLatency the 90th
+	// percentile of how long its runnable goroutines waited for a CPU
+	// (large when the process needs more CPU than it gets), when the
+	// workload runs in the process; 0 when not measured. The Runner fills
+	// both.
+	CPU          float64       `json:"cpu"`
+	SchedLatency time.Duration `json:"sched_latency_ns"`
 	// InFlight counts missing messages still within the loss grace.
 	InFlight int64 `json:"in_flight"`
 	// LatencyFuture counts first arrivals created after they were received
