@@ -17,6 +17,7 @@ func Series(samples []Sample) []results.Point {
 			Lost: s.Lost, Duplicated: s.Duplicated, Reordered: s.Reordered,
 			Lag: s.Lag, InFlight: s.InFlight,
 			Backlog: s.Backlog, BacklogAgeS: s.BacklogAge.Seconds(),
+			CPU: s.CPU, SchedLatencyMs: ms(s.SchedLatency), CPUPressure: s.CPUPressure,
 		}
 		if i > 0 {
 			prev := samples[i-1]

@@ -19,6 +19,10 @@ const (
 	// runnable goroutines waited that long for a CPU (the machine's other
 	// processes took the cores).
 	starvedLatency = 10 * time.Millisecond
+	// starvedPressure is the median CPU pressure (Sample.CPUPressure)
+	// above which the machine kmt runs on counts as short of CPU: runnable
+	// tasks waited for a CPU that share of the time.
+	starvedPressure = 0.8
 	// growthFactor and growthFloor: latency "grows without bound" when the
 	// median p50 of the run's last quarter is above growthFactor times the
 	// median of its second quarter and above growthFloor.
@@ -28,8 +32,9 @@ const (
 
 // RigCheck looks at the samples of a run for the test rig's own
 // saturation: kmt's process CPU-bound (Sample.CPU, in cores, at least 90%
-// of cores, or its goroutines waiting for a CPU, Sample.SchedLatency, see
-// starvedLatency) while the producers end behind their schedule (at least one
+// of cores; or its goroutines waiting for a CPU, Sample.SchedLatency, see
+// starvedLatency; or the machine short of CPU, Sample.CPUPressure, see
+// starvedPressure) while the producers end behind their schedule (at least one
 // second of the target rate overdue at the last sample with a target) or
 // end-to-end latency keeps growing (see growthFactor). It returns the
 // warnings to show and whether the rig saturated, which makes a passing
@@ -50,11 +55,13 @@ func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
 	var cpu float64
 	var measured int
 	var waits []time.Duration
+	var pressures []float64
 	for _, s := range run[len(run)/2:] {
 		if s.CPU > 0 {
 			cpu += s.CPU
 			measured++
 			waits = append(waits, s.SchedLatency)
+			pressures = append(pressures, s.CPUPressure)
 		}
 	}
 	if measured > 0 {
@@ -65,7 +72,12 @@ func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
 	if len(waits) > 0 {
 		wait = waits[len(waits)/2]
 	}
-	cpuBound := measured > 0 && (cpu >= cpuBoundShare*float64(cores) || wait >= starvedLatency)
+	slices.Sort(pressures)
+	var pressure float64
+	if len(pressures) > 0 {
+		pressure = pressures[len(pressures)/2]
+	}
+	cpuBound := measured > 0 && (cpu >= cpuBoundShare*float64(cores) || wait >= starvedLatency || pressure >= starvedPressure)
 	last := run[len(run)-1]
 	behind := float64(last.Behind) >= max(last.TargetRate, 100)
 	q := len(run) / 4
@@ -80,10 +92,10 @@ func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
 	}
 	switch {
 	case cpuBound && len(what) > 0:
-		return []string{fmt.Sprintf("the test rig saturated: kmt's own process used %.1f of %d cores and its goroutines waited %s (p90) for a CPU while %s; kmt, not the replicator, limited this run (lower the rate or give kmt more CPU)",
-			cpu, cores, wait.Round(100*time.Microsecond), join(what))}, true
+		return []string{fmt.Sprintf("the test rig saturated: kmt's own process used %.1f of %d cores, its goroutines waited %s (p90) for a CPU and the machine's runnable tasks waited for one %.0f%% of the time, while %s; kmt, not the replicator, limited this run (lower the rate or give kmt more CPU)",
+			cpu, cores, wait.Round(100*time.Microsecond), 100*pressure, join(what))}, true
 	case behind && measured > 0:
-		return []string{what[0] + fmt.Sprintf(" while kmt used %.1f of %d cores and got a CPU without waiting: the source cluster did not keep up", cpu, cores)}, false
+		return []string{what[0] + fmt.Sprintf(" while kmt used %.1f of %d cores and got a CPU without waiting (machine CPU pressure %.0f%%): the source cluster did not keep up", cpu, cores, 100*pressure)}, false
 	case behind:
 		return []string{what[0] + ": the source cluster or the producers' own CPU did not keep up"}, false
 	}

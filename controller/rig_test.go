@@ -63,6 +63,26 @@ func TestSchedLatencyMeasures(t *testing.T) {
 	}
 }
 
+// pressured sets every sample's machine CPU pressure to 97%.
+func pressured(ss []Sample) []Sample {
+	for i := range ss {
+		ss[i].CPUPressure = 0.97
+	}
+	return ss
+}
+
+func TestParseCPUPressure(t *testing.T) {
+	in := "some avg10=96.92 avg60=96.42 avg300=96.47 total=2795122045\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+	if d, ok := parseCPUPressure(in); !ok || d != 2795122045*time.Microsecond {
+		t.Errorf("parse = %v, %v", d, ok)
+	}
+	for _, bad := range []string{"", "full total=1\n", "some total=x\n"} {
+		if _, ok := parseCPUPressure(bad); ok {
+			t.Errorf("parse(%q) ok", bad)
+		}
+	}
+}
+
 func TestRigCheck(t *testing.T) {
 	none := func(int) uint64 { return 0 }
 	falling := func(i int) uint64 { return uint64(i) * 5000 } // ends 95k behind
@@ -76,10 +96,11 @@ func TestRigCheck(t *testing.T) {
 	}{
 		{"healthy", rigSamples(20, 1.0, none, flat), false, ""},
 		{"cpu-bound but keeping up", rigSamples(20, 1.95, none, flat), false, ""},
-		{"cpu-bound and behind", rigSamples(20, 1.9, falling, flat), true, "the test rig saturated: kmt's own process used 1.9 of 2 cores and its goroutines waited 0s (p90) for a CPU while the producers ended 95000 messages (1.4 s of the target rate) behind their schedule"},
-		{"starved by the machine and behind", starved(rigSamples(20, 0.2, falling, growing)), true, "used 0.2 of 2 cores and its goroutines waited 45ms (p90) for a CPU while the producers ended 95000 messages"},
+		{"cpu-bound and behind", rigSamples(20, 1.9, falling, flat), true, "the test rig saturated: kmt's own process used 1.9 of 2 cores, its goroutines waited 0s (p90) for a CPU and the machine's runnable tasks waited for one 0% of the time, while the producers ended 95000 messages (1.4 s of the target rate) behind their schedule"},
+		{"starved by the machine and behind", starved(rigSamples(20, 0.2, falling, growing)), true, "used 0.2 of 2 cores, its goroutines waited 45ms (p90) for a CPU"},
+		{"machine short of CPU and latency growing", pressured(rigSamples(20, 0.2, none, growing)), true, "the machine's runnable tasks waited for one 97% of the time, while end-to-end latency kept growing"},
 		{"cpu-bound and latency growing", rigSamples(20, 1.9, none, growing), true, "end-to-end latency kept growing (median p50 1.4s in the second quarter of the run, 3.4s in the last)"},
-		{"behind with CPU to spare", rigSamples(20, 0.8, falling, flat), false, "the source cluster did not keep up"},
+		{"behind with CPU to spare", rigSamples(20, 0.8, falling, flat), false, "got a CPU without waiting (machine CPU pressure 0%): the source cluster did not keep up"},
 		{"latency growing with CPU to spare (a fault)", rigSamples(20, 0.5, none, growing), false, ""},
 		{"no CPU figures (workload elsewhere)", rigSamples(20, 0, falling, growing), false, "the source cluster or the producers' own CPU did not keep up"},
 		{"too short to judge", rigSamples(3, 1.9, falling, growing), false, ""},

@@ -63,6 +63,7 @@ type Runner struct {
 	measureCPU bool
 	lastCPU    time.Duration
 	sched      *schedLatency
+	pressure   cpuPressure
 }
 
 // ErrAborted is returned when the run was cancelled before it finished.
@@ -265,6 +266,7 @@ func (r *Runner) record(s Sample) Sample {
 			r.sched = newSchedLatency()
 		}
 		s.SchedLatency = r.sched.p90()
+		s.CPUPressure, _ = r.pressure.share(s.Time)
 		if cpu, ok := processCPU(); ok {
 			if n := len(r.samples); n > 0 {
 				if dt := s.Time.Sub(r.samples[n-1].Time); dt > 0 {

@@ -103,6 +103,11 @@ type Sample struct {
 	// both.
 	CPU          float64       `json:"cpu"`
 	SchedLatency time.Duration `json:"sched_latency_ns"`
+	// CPUPressure is the share of the last interval during which runnable
+	// tasks on the machine waited for a CPU (Linux pressure stall
+	// information, 0 to 1; 0 when unavailable or not measured): near 1 when
+	// the machine kmt runs on is short of CPU, whoever else uses it.
+	CPUPressure float64 `json:"cpu_pressure"`
 	// InFlight counts missing messages still within the loss grace.
 	InFlight int64 `json:"in_flight"`
 	// LatencyFuture counts first arrivals created after they were received

@@ -124,6 +124,15 @@ type Point struct {
 	// message was acknowledged, in seconds.
 	Backlog     int64   `json:"backlog"`
 	BacklogAgeS float64 `json:"backlog_age_s"`
+	// CPU is the CPU kmt's own process used over that second, in cores,
+	// and SchedLatencyMs the 90th percentile of how long its runnable
+	// goroutines waited for a CPU, in milliseconds; both 0 when the
+	// workload ran elsewhere (see the rig check in docs/report.md).
+	CPU            float64 `json:"cpu,omitempty"`
+	SchedLatencyMs float64 `json:"sched_latency_ms,omitempty"`
+	// CPUPressure is the share of that second during which the machine's
+	// runnable tasks waited for a CPU (0 to 1; 0 when unavailable).
+	CPUPressure float64 `json:"cpu_pressure,omitempty"`
 }
 
 // Assertion is one checked expectation of a step.
