@@ -668,6 +668,9 @@ func TestLedgerClockSkewCounted(t *testing.T) {
 	if v := testutil.ToFloat64(m.LatencyOutOfRange.WithLabelValues("t", "over_1h")); v != 1 {
 		t.Errorf("metric over_1h = %v", v)
 	}
+	if tot := l.Report().Totals; tot.LatencyFuture != 2 || tot.LatencyOverCap != 1 {
+		t.Errorf("report totals future %d, over cap %d", tot.LatencyFuture, tot.LatencyOverCap)
+	}
 }
 
 // TestLedgerMovedKeyNoFalseLoss moves a stream's key from partition 0 to
