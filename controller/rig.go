@@ -39,10 +39,12 @@ const (
 // end-to-end latency keeps growing (see growthFactor). It returns the
 // warnings to show and whether the rig saturated, which makes a passing
 // run INCONCLUSIVE: kmt, not the replicator, limited what was measured.
-// Producers behind schedule while kmt had CPU to spare get a warning only
+// Latency growth is not judged inside faults (the scenario's step windows,
+// each extended by FaultSettle). Producers behind schedule while kmt had
+// CPU to spare get a warning only
 // (the source cluster did not keep up). Samples without CPU figures (a
 // target whose workload runs elsewhere) never count as CPU-bound.
-func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
+func RigCheck(samples []Sample, cores int, faults []Window) (warnings []string, saturated bool) {
 	var run []Sample
 	for _, s := range samples {
 		if s.TargetRate > 0 {
@@ -80,9 +82,24 @@ func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
 	cpuBound := measured > 0 && (cpu >= cpuBoundShare*float64(cores) || wait >= starvedLatency || pressure >= starvedPressure)
 	last := run[len(run)-1]
 	behind := float64(last.Behind) >= max(last.TargetRate, 100)
-	q := len(run) / 4
-	early, late := medianP50(run[q:2*q]), medianP50(run[len(run)-q:])
-	grows := late > growthFloor && late > growthFactor*early
+	// Latency growth is judged on the seconds in which messages arrived,
+	// outside the scenario's fault windows and the settle time after them
+	// (a fault is expected to raise latency), and must be sustained: the
+	// median p50 of every quarter after the first at least the previous
+	// one's.
+	var calm []Sample
+	for _, s := range run {
+		if s.P50 > 0 && !inWindows(s.Time, faults) {
+			calm = append(calm, s)
+		}
+	}
+	var early, late time.Duration
+	grows := false
+	if q := len(calm) / 4; q > 0 {
+		q2, q3, q4 := medianP50(calm[q:2*q]), medianP50(calm[2*q:3*q]), medianP50(calm[len(calm)-q:])
+		early, late = q2, q4
+		grows = q4 > growthFloor && q4 > growthFactor*q2 && q3 >= q2 && q4 >= q3
+	}
 	var what []string
 	if behind {
 		what = append(what, fmt.Sprintf("the producers ended %d messages (%.1f s of the target rate) behind their schedule", last.Behind, float64(last.Behind)/last.TargetRate))
@@ -100,6 +117,22 @@ func RigCheck(samples []Sample, cores int) (warnings []string, saturated bool) {
 		return []string{what[0] + ": the source cluster or the producers' own CPU did not keep up"}, false
 	}
 	return nil, false
+}
+
+// Window is a time interval [From, To).
+type Window struct{ From, To time.Time }
+
+// FaultSettle is how long after a fault window latency may stay raised
+// without counting as the rig's own growth (see RigCheck).
+const FaultSettle = 10 * time.Second
+
+func inWindows(t time.Time, ws []Window) bool {
+	for _, w := range ws {
+		if !t.Before(w.From) && t.Before(w.To) {
+			return true
+		}
+	}
+	return false
 }
 
 func medianP50(ss []Sample) time.Duration {
@@ -125,7 +158,11 @@ func join(parts []string) string {
 // verdict INCONCLUSIVE when the rig saturated or the consumers could not
 // drain the destination (Summary.NotDrained).
 func applyRigCheck(res *results.Results, samples []Sample, cores int) {
-	w, saturated := RigCheck(samples, cores)
+	var faults []Window
+	for _, st := range res.Steps {
+		faults = append(faults, Window{From: st.Start, To: st.End.Add(FaultSettle)})
+	}
+	w, saturated := RigCheck(samples, cores, faults)
 	res.Summary.Warnings = append(res.Summary.Warnings, w...)
 	if res.Verdict == results.Pass && (saturated || res.Summary.NotDrained > 0) {
 		res.Verdict = results.Inconclusive

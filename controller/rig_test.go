@@ -88,25 +88,38 @@ func TestRigCheck(t *testing.T) {
 	falling := func(i int) uint64 { return uint64(i) * 5000 } // ends 95k behind
 	flat := func(int) time.Duration { return 3 * time.Millisecond }
 	growing := func(i int) time.Duration { return time.Duration(i) * 200 * time.Millisecond }
+	stepUp := func(i int) time.Duration { // 3 ms, then 4 s from the 10th second on
+		if i < 10 {
+			return 3 * time.Millisecond
+		}
+		return 4 * time.Second
+	}
 	for _, tc := range []struct {
 		name      string
 		samples   []Sample
 		saturated bool
 		warning   string
+		faults    []Window
 	}{
-		{"healthy", rigSamples(20, 1.0, none, flat), false, ""},
-		{"cpu-bound but keeping up", rigSamples(20, 1.95, none, flat), false, ""},
-		{"cpu-bound and behind", rigSamples(20, 1.9, falling, flat), true, "the test rig saturated: kmt's own process used 1.9 of 2 cores, its goroutines waited 0s (p90) for a CPU and the machine's runnable tasks waited for one 0% of the time, while the producers ended 95000 messages (1.4 s of the target rate) behind their schedule"},
-		{"starved by the machine and behind", starved(rigSamples(20, 0.2, falling, growing)), true, "used 0.2 of 2 cores, its goroutines waited 45ms (p90) for a CPU"},
-		{"machine short of CPU and latency growing", pressured(rigSamples(20, 0.2, none, growing)), true, "the machine's runnable tasks waited for one 97% of the time, while end-to-end latency kept growing"},
-		{"cpu-bound and latency growing", rigSamples(20, 1.9, none, growing), true, "end-to-end latency kept growing (median p50 1.4s in the second quarter of the run, 3.4s in the last)"},
-		{"behind with CPU to spare", rigSamples(20, 0.8, falling, flat), false, "got a CPU without waiting (machine CPU pressure 0%): the source cluster did not keep up"},
-		{"latency growing with CPU to spare (a fault)", rigSamples(20, 0.5, none, growing), false, ""},
-		{"no CPU figures (workload elsewhere)", rigSamples(20, 0, falling, growing), false, "the source cluster or the producers' own CPU did not keep up"},
-		{"too short to judge", rigSamples(3, 1.9, falling, growing), false, ""},
+		{"healthy", rigSamples(20, 1.0, none, flat), false, "", nil},
+		{"cpu-bound but keeping up", rigSamples(20, 1.95, none, flat), false, "", nil},
+		{"cpu-bound and behind", rigSamples(20, 1.9, falling, flat), true, "the test rig saturated: kmt's own process used 1.9 of 2 cores, its goroutines waited 0s (p90) for a CPU and the machine's runnable tasks waited for one 0% of the time, while the producers ended 95000 messages (1.4 s of the target rate) behind their schedule", nil},
+		{"starved by the machine and behind", starved(rigSamples(20, 0.2, falling, growing)), true, "used 0.2 of 2 cores, its goroutines waited 45ms (p90) for a CPU", nil},
+		{"machine short of CPU and latency growing", pressured(rigSamples(20, 0.2, none, growing)), true, "the machine's runnable tasks waited for one 97% of the time, while end-to-end latency kept growing", nil},
+		{"cpu-bound and latency growing", rigSamples(20, 1.9, none, growing), true, "end-to-end latency kept growing (median p50 1.4s in the second quarter of the run, 3.6s in the last)", nil},
+		{"behind with CPU to spare", rigSamples(20, 0.8, falling, flat), false, "got a CPU without waiting (machine CPU pressure 0%): the source cluster did not keep up", nil},
+		{"latency growing with CPU to spare (a fault)", rigSamples(20, 0.5, none, growing), false, "", nil},
+		{"no CPU figures (workload elsewhere)", rigSamples(20, 0, falling, growing), false, "the source cluster or the producers' own CPU did not keep up", nil},
+		{"too short to judge", rigSamples(3, 1.9, falling, growing), false, "", nil},
+		{"latency raised in the second half", rigSamples(20, 1.9, none, stepUp), true, "end-to-end latency kept growing", nil},
+		{"latency raised by a fault", rigSamples(20, 1.9, none, stepUp), false, "",
+			[]Window{{From: time.Date(2026, 1, 2, 3, 4, 10, 0, time.UTC), To: time.Date(2026, 1, 2, 3, 4, 20, 0, time.UTC)}}},
+		{"latency up and down again", rigSamples(20, 1.9, none, func(i int) time.Duration {
+			return []time.Duration{1, 1, 1, 1, 1, 900, 900, 900, 900, 900, 5000, 5000, 5000, 5000, 5000, 3000, 3000, 3000, 3000, 3000}[i] * time.Millisecond
+		}), false, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w, sat := RigCheck(tc.samples, 2)
+			w, sat := RigCheck(tc.samples, 2, tc.faults)
 			if sat != tc.saturated {
 				t.Errorf("saturated = %v, want %v (warnings %q)", sat, tc.saturated, w)
 			}

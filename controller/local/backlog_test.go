@@ -35,7 +35,9 @@ func TestWANCutShowsBacklog(t *testing.T) {
 	}
 	lines := status.String()
 	t.Logf("status lines:\n%s", lines)
-	if res.Summary.Lost != 0 || res.Verdict != results.Pass {
+	// PASS; or INCONCLUSIVE when the machine running the test starves kmt
+	// (its rig check says so), which is not what this test is about.
+	if res.Summary.Lost != 0 || res.Verdict == results.Fail || (res.Verdict == results.Inconclusive && !strings.Contains(strings.Join(res.Summary.Warnings, " "), "the test rig saturated")) {
 		t.Fatalf("verdict %s, summary %+v", res.Verdict, res.Summary)
 	}
 	if !strings.Contains(lines, "e2e no message arrived, oldest in flight") {
