@@ -17,6 +17,11 @@ import (
 	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
+// MaxLatency is the largest end-to-end latency the histograms record:
+// older first arrivals are recorded as MaxLatency and counted (see
+// Counters.LatencyOverCap).
+const MaxLatency = time.Hour
+
 // Defaults of the Ledger options.
 const (
 	DefaultLossGrace  = 30 * time.Second
@@ -88,6 +93,9 @@ type Ledger struct {
 	lat        *latency.Recorder
 	ignore     func(*sarama.ConsumerMessage) bool
 
+	// now reads the wall clock in Unix nanoseconds; tests replace it.
+	now func() int64
+
 	streams   atomic.Int64
 	limitHit  atomic.Bool
 	lastSweep atomic.Int64
@@ -101,6 +109,31 @@ type Ledger struct {
 	parts     map[partKey]*partition
 	list      []*partition
 	consumers []string
+
+	// streamMu guards creating runs and streams in every partition (reads
+	// of a partition's runs and streams maps from another partition's
+	// account need it) and moved.
+	streamMu sync.Mutex
+	// moved holds the streams that have a tracker in more than one
+	// partition of a topic (their key moved: partitions added and keys
+	// remapped). Rare; see Sweep.
+	moved map[movedKey]*movedStream
+}
+
+// movedKey identifies a stream across the partitions of its topic.
+type movedKey struct {
+	source, producer, run string
+	key                   uint32
+}
+
+// movedStream lists the trackers of one stream in several partitions.
+type movedStream struct {
+	members []movedMember
+}
+
+type movedMember struct {
+	p *partition
+	t *Tracker
 }
 
 type partKey struct {
@@ -119,6 +152,7 @@ func NewLedger(m *Metrics, opts ...LedgerOption) *Ledger {
 		grace:      DefaultLossGrace,
 		maxStreams: DefaultMaxStreams,
 		parts:      map[partKey]*partition{},
+		moved:      map[movedKey]*movedStream{},
 	}
 	for _, o := range opts {
 		o(l)
@@ -133,6 +167,30 @@ func NewLedger(m *Metrics, opts ...LedgerOption) *Ledger {
 		l.maxStreams = DefaultMaxStreams
 	}
 	return l
+}
+
+// clock returns the receive time for a batch of records, Unix nanoseconds.
+func (l *Ledger) clock() int64 {
+	if l.now != nil {
+		return l.now()
+	}
+	return time.Now().UnixNano()
+}
+
+// Accounted returns the offset below which this process has accounted every
+// record of partition of topic (the topic read), and false when it has not
+// read the partition at all. Trimming the destination must not delete at or
+// above it.
+func (l *Ledger) Accounted(topic string, partition int32) (int64, bool) {
+	l.mu.Lock()
+	p := l.parts[partKey{topic, partition}]
+	l.mu.Unlock()
+	if p == nil {
+		return 0, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextOffset, p.started
 }
 
 // LossGrace returns the loss grace period.
@@ -180,6 +238,8 @@ func (l *Ledger) partition(topic, source string, id int32) *partition {
 	}
 	p.untrackedC = l.m.Untracked.WithLabelValues(source)
 	p.published.Store(-1)
+	p.futureC = l.m.LatencyOutOfRange.WithLabelValues(source, "future")
+	p.overCapC = l.m.LatencyOutOfRange.WithLabelValues(source, "over_1h")
 	l.parts[k] = p
 	l.list = append(l.list, p)
 	return p
@@ -259,6 +319,8 @@ type partition struct {
 	lat         latencyBatch // e2e latency observations not yet in Prometheus
 	foreign     [numReasons]prometheus.Counter
 	untrackedC  prometheus.Counter
+	futureC     prometheus.Counter // latency out of range: created in the future
+	overCapC    prometheus.Counter // latency out of range: over the 1 h cap
 }
 
 type partCounts struct {
@@ -268,6 +330,8 @@ type partCounts struct {
 	rereads    uint64
 	untracked  uint64
 	foreign    [numReasons]uint64
+	future     uint64 // first arrivals created after they were received
+	overCap    uint64 // first arrivals older than MaxLatency
 }
 
 type gappy struct {
@@ -371,6 +435,11 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 		return
 	}
 	res := t.Arrive(m.Seq, now)
+	if res >= numResults { // above message.MaxSeq: the decoders refuse it already
+		p.c.foreign[reasonBadSequence]++
+		p.foreign[reasonBadSequence].Inc()
+		return
+	}
 	p.c.results[res]++
 	r.pending[res]++
 	switch res {
@@ -380,6 +449,14 @@ func (p *partition) account(msg *sarama.ConsumerMessage, enc message.Encoding, n
 		p.list(t, r)
 	}
 	d := time.Duration(now - m.UnixNano)
+	switch {
+	case d < 0:
+		p.c.future++
+		p.futureC.Inc()
+	case d > MaxLatency:
+		p.c.overCap++
+		p.overCapC.Inc()
+	}
 	p.l.lat.Record(d)
 	p.lat.observe(d.Seconds())
 }
@@ -404,7 +481,9 @@ func (p *partition) lookup(producer, runID []byte) *run {
 			streams:  map[uint32]*Tracker{},
 			rm:       p.l.m.forRun(p.source, string(producer)),
 		}
+		p.l.streamMu.Lock()
 		p.runs[string(p.scratch)] = r
+		p.l.streamMu.Unlock()
 	}
 	p.last = r
 	return r
@@ -424,8 +503,80 @@ func (p *partition) newStream(r *run, m *message.Meta) *Tracker {
 	if p.adopting {
 		t.Adopt(m.Seq)
 	}
+	l := p.l
+	l.streamMu.Lock()
 	r.streams[m.Key] = t
+	l.noteMoved(p, r, m.Key, t)
+	l.streamMu.Unlock()
 	return t
+}
+
+// noteMoved records the stream (r, key) as moved when another partition
+// of the same topic already has a tracker for it: its key moved between
+// partitions. The caller holds l.streamMu and p.mu.
+func (l *Ledger) noteMoved(p *partition, r *run, key uint32, t *Tracker) {
+	var siblings []movedMember
+	runKey := r.producer + "/" + r.run
+	for _, q := range l.partitions() {
+		if q == p || q.source != p.source {
+			continue
+		}
+		if qr := q.runs[runKey]; qr != nil {
+			if qt := qr.streams[key]; qt != nil {
+				siblings = append(siblings, movedMember{q, qt})
+			}
+		}
+	}
+	if len(siblings) == 0 {
+		return
+	}
+	t.moved = true
+	k := movedKey{p.source, r.producer, r.run, key}
+	ms := l.moved[k]
+	if ms == nil {
+		ms = &movedStream{members: siblings}
+		l.moved[k] = ms
+	}
+	ms.members = append(ms.members, movedMember{p, t})
+	slog.Info("consumer stream seen in a second partition; its loss is judged across both",
+		"topic", p.source, "producer", r.producer, "run", r.run, "key", key, "partition", p.id)
+}
+
+// movedSeen returns, per tracker of a moved stream, the sequences the
+// stream's trackers in its other partitions saw, each partition read
+// under its own lock (never two at once).
+func (l *Ledger) movedSeen() map[*partition]map[*Tracker]seqrange.Set {
+	l.streamMu.Lock()
+	streams := make([]*movedStream, 0, len(l.moved))
+	for _, ms := range l.moved {
+		streams = append(streams, &movedStream{members: append([]movedMember(nil), ms.members...)})
+	}
+	l.streamMu.Unlock()
+	if len(streams) == 0 {
+		return nil
+	}
+	out := map[*partition]map[*Tracker]seqrange.Set{}
+	for _, ms := range streams {
+		seen := make([]seqrange.Set, len(ms.members))
+		for i, mb := range ms.members {
+			mb.p.mu.Lock()
+			seen[i] = mb.t.Seen()
+			mb.p.mu.Unlock()
+		}
+		for i, mb := range ms.members {
+			var others seqrange.Set
+			for j := range ms.members {
+				if j != i {
+					others.Union(seen[j])
+				}
+			}
+			if out[mb.p] == nil {
+				out[mb.p] = map[*Tracker]seqrange.Set{}
+			}
+			out[mb.p][mb.t] = others
+		}
+	}
+	return out
 }
 
 // capped counts a message of a stream beyond the stream cap, warning once
@@ -520,8 +671,14 @@ func (l *Ledger) Sweep(now time.Time) {
 	cutoff := now.Add(-l.grace).UnixNano()
 	inflight := map[string]uint64{}
 	lag := map[string]int64{}
+	moved := l.movedSeen()
 	for _, p := range l.partitions() {
 		p.mu.Lock()
+		for t, others := range moved[p] {
+			// What a moved stream's other partition saw is not missing:
+			// resolve it before anything expires.
+			t.ResolveElsewhere(others)
+		}
 		p.sweep(cutoff)
 		p.flush()
 		inflight[p.source] += p.pending()
@@ -570,6 +727,16 @@ type Counters struct {
 	Rereads    uint64 `json:"rereads"`
 	Untracked  uint64 `json:"untracked"`
 	Streams    int64  `json:"streams"`
+	// LatencyFuture counts first arrivals created after they were received
+	// (the producer's clock ahead of the consumer's): their latency is
+	// recorded as 0. LatencyOverCap counts first arrivals older than
+	// MaxLatency (1 h), recorded as 1 h.
+	LatencyFuture  uint64 `json:"latency_future"`
+	LatencyOverCap uint64 `json:"latency_over_1h"`
+	// Lag is the records in the destination not read yet: high-water mark
+	// minus the next offset to read, summed over the partitions this
+	// process owns (as of each partition's last batch).
+	Lag int64 `json:"lag"`
 }
 
 // Counters returns the current totals over every partition.
@@ -587,10 +754,13 @@ func (l *Ledger) Counters() Counters {
 		c.EndMarkers += p.c.endMarkers
 		c.Rereads += p.c.rereads
 		c.Untracked += p.c.untracked
+		c.LatencyFuture += p.c.future
+		c.LatencyOverCap += p.c.overCap
 		for _, n := range p.c.foreign {
 			c.Foreign += n
 		}
 		p.mu.Unlock()
+		c.Lag += p.lag.Load()
 	}
 	c.Received = c.InOrder + c.Reordered + c.Gaps + c.Late
 	c.Lost = c.LostDeclared - c.Late

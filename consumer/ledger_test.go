@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -545,4 +546,187 @@ func BenchmarkMemoryPerStream(b *testing.B) {
 		bytes = memoryPerStream(8, 100, 128, 5)
 	}
 	b.ReportMetric(bytes, "bytes/stream")
+}
+
+// TestLedgerHostileSequenceAndIdentity feeds the records issue reports
+// showed corrupting a stream: a sequence of 2^64-1 (and 2^63, just above
+// message.MaxSeq) on a healthy stream, and producer ids the producer
+// itself refuses (over 200 bytes, control bytes). They are foreign
+// (bad_sequence, bad_identity), open no stream, and the healthy stream
+// ends with nothing lost, pending or reordered.
+func TestLedgerHostileSequenceAndIdentity(t *testing.T) {
+	l := NewLedger(nil, WithLossGrace(time.Second))
+	p := l.partition("t", "t", 0)
+	now := time.Now()
+	msgs := seqMsgs("t", 0, 0, "p", "r", 0, 0, 1, 2)
+	off := int64(len(msgs))
+	for _, r := range []rec{
+		{producer: "p", run: "r", seq: 1<<64 - 1, ts: now.UnixNano()},
+		{producer: "p", run: "r", seq: message.MaxSeq + 1, ts: now.UnixNano()},
+		{producer: strings.Repeat("p", 201), run: "r", seq: 5, ts: now.UnixNano()},
+		{producer: "p\x01", run: "r", seq: 5, ts: now.UnixNano()},
+		{producer: "p", run: "r\n", seq: 5, ts: now.UnixNano()},
+	} {
+		msgs = append(msgs, headerMsg("t", 0, off, r))
+		off++
+	}
+	msgs = append(msgs, seqMsgs("t", 0, off, "p", "r", 0, 3, 4)...)
+	msgs = append(msgs, headerMsg("t", 0, off+2, rec{producer: "p", run: "r", seq: 5, ts: now.UnixNano(), end: true}))
+	feed(p, message.Headers, now, msgs...)
+	l.Sweep(now.Add(time.Hour))
+	rep := l.Report()
+	want := map[string]uint64{"bad_sequence": 2, "bad_identity": 3}
+	if !reflect.DeepEqual(rep.Totals.ForeignByReason, want) {
+		t.Errorf("foreign by reason %v, want %v", rep.Totals.ForeignByReason, want)
+	}
+	if tot := rep.Totals; tot.Streams != 1 || tot.Received != 5 || tot.Lost != 0 || tot.Pending != 0 || tot.Reordered != 0 || tot.Gaps != 0 {
+		t.Errorf("totals %+v", tot)
+	}
+	if c := l.Counters(); c.Lost != 0 || c.InOrder != 5 || c.Foreign != 5 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+// TestReceiveTimeNotBeforeArrival drives a claim's loop with a record that
+// reaches the consumer while the clock is being read for the batch before
+// it: its receive time must be no earlier than its arrival, so its latency
+// is never at or below zero. The clock is stepped by hand (10 ms per read)
+// so the test does not depend on timing. When the receive time was taken
+// before the waiting records were drained, this record got the earlier
+// batch's time, 1 ms before it was created.
+func TestReceiveTimeNotBeforeArrival(t *testing.T) {
+	l := NewLedger(nil)
+	p := l.partition("t", "t", 0)
+	c := &Consumer{cfg: Config{Batch: DefaultBatch}, ledger: l}
+	t0 := time.Now().UnixNano()
+	msgs := make(chan *sarama.ConsumerMessage, 4)
+	reads := 0
+	l.now = func() int64 {
+		reads++
+		if reads == 1 {
+			// A record created 1 ms after this read arrives now.
+			msgs <- headerMsg("t", 0, 1, rec{producer: "p", run: "r", seq: 1, ts: t0 + int64(time.Millisecond)})
+		}
+		return t0 + int64(reads-1)*int64(10*time.Millisecond)
+	}
+	msgs <- headerMsg("t", 0, 0, rec{producer: "p", run: "r", seq: 0, ts: t0 - int64(5*time.Millisecond)})
+	done := make(chan struct{})
+	var marked []int64
+	go func() {
+		for {
+			p.mu.Lock()
+			n := p.nextOffset
+			p.mu.Unlock()
+			if n == 2 {
+				close(done)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	c.consume(done, msgs, p, nil, func(last *sarama.ConsumerMessage) { marked = append(marked, last.Offset) })
+	if got := l.Counters(); got.InOrder != 2 {
+		t.Fatalf("counters %+v", got)
+	}
+	if s := l.Latency().Total(); s.Min < time.Millisecond {
+		t.Errorf("minimum latency %v: a record was given a receive time before it arrived", s.Min)
+	}
+	if len(marked) == 0 || marked[len(marked)-1] != 1 {
+		t.Errorf("marked %v, want the last batch to end at offset 1", marked)
+	}
+}
+
+// TestLedgerClockSkewCounted checks that first arrivals created in the
+// future (producer clock ahead) and older than the 1 h latency cap are
+// counted, in the counters and in kmt_consumer_latency_out_of_range_total,
+// and that duplicates are not.
+func TestLedgerClockSkewCounted(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	l := NewLedger(m)
+	p := l.partition("dst.t", "t", 0)
+	now := time.Now()
+	at := func(off int64, seq uint64, d time.Duration) *sarama.ConsumerMessage {
+		return headerMsg("dst.t", 0, off, rec{producer: "p", run: "r", seq: seq, ts: now.Add(d).UnixNano()})
+	}
+	feed(p, message.Headers, now,
+		at(0, 0, -time.Millisecond), // fine
+		at(1, 1, 2*time.Second),     // future
+		at(2, 2, 1),                 // 1 ns in the future
+		at(3, 2, time.Second),       // a duplicate: not a latency
+		at(4, 3, -2*time.Hour),      // over the cap
+		at(5, 4, -MaxLatency),       // exactly the cap: in range
+		at(6, 5, -time.Millisecond), // fine
+	)
+	l.Sweep(now)
+	c := l.Counters()
+	if c.LatencyFuture != 2 || c.LatencyOverCap != 1 {
+		t.Errorf("future %d, over cap %d; want 2 and 1", c.LatencyFuture, c.LatencyOverCap)
+	}
+	if v := testutil.ToFloat64(m.LatencyOutOfRange.WithLabelValues("t", "future")); v != 2 {
+		t.Errorf("metric future = %v", v)
+	}
+	if v := testutil.ToFloat64(m.LatencyOutOfRange.WithLabelValues("t", "over_1h")); v != 1 {
+		t.Errorf("metric over_1h = %v", v)
+	}
+	if tot := l.Report().Totals; tot.LatencyFuture != 2 || tot.LatencyOverCap != 1 {
+		t.Errorf("report totals future %d, over cap %d", tot.LatencyFuture, tot.LatencyOverCap)
+	}
+}
+
+// TestLedgerMovedKeyNoFalseLoss moves a stream's key from partition 0 to
+// partition 1 mid-stream (partitions added, keys remapped by a replicator
+// that partitions by key hash), in both orders of accounting, with the end
+// marker in the new partition. Neither the live counters nor
+// kmt_consumer_lost_messages_total may show a loss, then or after the loss
+// grace, and the report agrees; a sequence really missing in the moved
+// stream is still declared lost once the grace has passed.
+func TestLedgerMovedKeyNoFalseLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		oldFirst bool
+		drop     uint64 // a sequence dropped on the new partition (0: none)
+	}{{"old partition first", true, 0}, {"new partition first", false, 0}, {"real loss after the move", true, 15}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMetrics(prometheus.NewRegistry())
+			l := NewLedger(m, WithLossGrace(10*time.Second))
+			p0, p1 := l.partition("t", "t", 0), l.partition("t", "t", 1)
+			now := time.Now()
+			old := seqMsgs("t", 0, 0, "p", "r", 3, span(0, 10)...)
+			var seqs []uint64
+			for _, s := range span(10, 20) {
+				if s != tc.drop {
+					seqs = append(seqs, s)
+				}
+			}
+			moved := seqMsgs("t", 1, 0, "p", "r", 3, seqs...)
+			moved = append(moved, headerMsg("t", 1, int64(len(seqs)), rec{producer: "p", run: "r", key: 3, seq: 20, ts: now.UnixNano(), end: true}))
+			if tc.oldFirst {
+				feed(p0, message.Headers, now, old...)
+				feed(p1, message.Headers, now, moved...)
+			} else {
+				feed(p1, message.Headers, now, moved...)
+				feed(p0, message.Headers, now, old...)
+			}
+			lostMetric := func() float64 { return testutil.ToFloat64(m.Lost.WithLabelValues("t", "p")) }
+			for _, at := range []time.Duration{0, time.Second, 11 * time.Second, time.Minute} {
+				l.Sweep(now.Add(at))
+				c := l.Counters()
+				wantLost := uint64(0)
+				if tc.drop != 0 && at > 10*time.Second {
+					wantLost = 1
+				}
+				if c.Lost != wantLost || lostMetric() != float64(wantLost) {
+					t.Fatalf("at +%v: counters lost %d, metric %v; want %d (counters %+v)", at, c.Lost, lostMetric(), wantLost, c)
+				}
+			}
+			rep := l.Report()
+			want := uint64(20)
+			if tc.drop != 0 {
+				want = 19
+			}
+			if rep.Totals.Received != want || rep.Totals.Lost != 20-want || rep.Totals.Pending != 0 || rep.Totals.Elsewhere != 0 {
+				t.Fatalf("report totals %+v", rep.Totals)
+			}
+		})
+	}
 }

@@ -48,6 +48,12 @@ type Metrics struct {
 	// creation timestamp) of first arrivals, by topic:
 	// kmt_consumer_e2e_latency_seconds. Updated by the ledger's sweep.
 	Latency *LatencyHistogram
+	// LatencyOutOfRange counts first arrivals whose latency could not be
+	// measured as is, by topic and reason: "future" (created after it was
+	// received: the producer's clock is ahead of the consumer's; recorded
+	// as 0) and "over_1h" (older than the latency histograms' 1 h cap;
+	// recorded as 1 h): kmt_consumer_latency_out_of_range_total.
+	LatencyOutOfRange *prometheus.CounterVec
 	// Untracked counts messages of streams beyond the stream cap
 	// (WithMaxStreams), counted but not validated, by topic:
 	// kmt_consumer_untracked_messages_total.
@@ -86,6 +92,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sequences declared lost: missing after the loss grace period or below a stream's end marker.",
 		}, []string{"topic", "producer"}),
 		Latency: newLatencyHistogram(),
+		LatencyOutOfRange: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kmt_consumer_latency_out_of_range_total",
+			Help: "First arrivals whose end-to-end latency was out of range, by reason: future (created after it was received: clock skew; recorded as 0), over_1h (older than the 1 h cap; recorded as 1 h).",
+		}, []string{"topic", "reason"}),
 		Untracked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kmt_consumer_untracked_messages_total",
 			Help: "Messages of streams beyond the stream cap (--max-streams): counted, not validated.",
@@ -113,6 +123,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Foreign = promreg.Register("consumer", reg, m.Foreign)
 		m.Lost = promreg.Register("consumer", reg, m.Lost)
 		m.Latency = promreg.Register("consumer", reg, m.Latency)
+		m.LatencyOutOfRange = promreg.Register("consumer", reg, m.LatencyOutOfRange)
 		m.Untracked = promreg.Register("consumer", reg, m.Untracked)
 		m.Streams = promreg.Register("consumer", reg, m.Streams)
 		m.InFlight = promreg.Register("consumer", reg, m.InFlight)

@@ -58,6 +58,10 @@ type Totals struct {
 	// Untracked counts messages of streams beyond the stream cap.
 	Untracked uint64 `json:"untracked"`
 	Streams   int    `json:"streams"`
+	// LatencyFuture counts first arrivals created after they were
+	// received (clock skew), LatencyOverCap those older than 1 h.
+	LatencyFuture  uint64 `json:"latency_future"`
+	LatencyOverCap uint64 `json:"latency_over_1h"`
 }
 
 // PartitionReport describes what one ledger read from one Kafka partition.
@@ -85,6 +89,10 @@ type PartitionReport struct {
 	Rereads   uint64       `json:"rereads"`
 	Foreign   uint64       `json:"foreign"`
 	Untracked uint64       `json:"untracked"`
+	// LatencyFuture and LatencyOverCap count this partition's first
+	// arrivals whose latency was out of range (see Totals).
+	LatencyFuture  uint64 `json:"latency_future,omitempty"`
+	LatencyOverCap uint64 `json:"latency_over_1h,omitempty"`
 }
 
 // StreamReport is the accounting of one stream. Its field names match what
@@ -176,16 +184,18 @@ func (l *Ledger) Report() Report {
 // report returns the partition's own figures. The caller holds p.mu.
 func (p *partition) report() PartitionReport {
 	pr := PartitionReport{
-		Topic:       p.topic,
-		SourceTopic: p.source,
-		Partition:   p.id,
-		FirstOffset: p.firstOffset,
-		NextOffset:  p.nextOffset,
-		Adopting:    p.adopting,
-		Resumes:     p.resumes,
-		Covered:     seqrange.Of(p.covered.Ranges()...),
-		Rereads:     p.c.rereads,
-		Untracked:   p.c.untracked,
+		Topic:          p.topic,
+		SourceTopic:    p.source,
+		Partition:      p.id,
+		FirstOffset:    p.firstOffset,
+		NextOffset:     p.nextOffset,
+		Adopting:       p.adopting,
+		Resumes:        p.resumes,
+		Covered:        seqrange.Of(p.covered.Ranges()...),
+		Rereads:        p.c.rereads,
+		Untracked:      p.c.untracked,
+		LatencyFuture:  p.c.future,
+		LatencyOverCap: p.c.overCap,
 	}
 	if p.started {
 		pr.Covered.AddRange(uint64(p.coverLo), uint64(p.nextOffset))
@@ -264,7 +274,7 @@ func (r *Report) finish() {
 	t := &r.Totals
 	t.Received, t.Duplicates, t.Reordered, t.Gaps, t.Late = 0, 0, 0, 0, 0
 	t.Lost, t.LostDeclared, t.Pending, t.Elsewhere, t.EndMarkers = 0, 0, 0, 0, 0
-	t.Rereads, t.Foreign, t.Untracked = 0, 0, 0
+	t.Rereads, t.Foreign, t.Untracked, t.LatencyFuture, t.LatencyOverCap = 0, 0, 0, 0, 0
 	for i := range r.Streams {
 		s := &r.Streams[i]
 		t.Received += s.Seen.Len()
@@ -282,6 +292,8 @@ func (r *Report) finish() {
 		t.Rereads += p.Rereads
 		t.Foreign += p.Foreign
 		t.Untracked += p.Untracked
+		t.LatencyFuture += p.LatencyFuture
+		t.LatencyOverCap += p.LatencyOverCap
 	}
 	t.Streams = len(r.Streams)
 	if t.ForeignByReason == nil {

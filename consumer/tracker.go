@@ -3,6 +3,7 @@ package consumer
 import (
 	"sort"
 
+	"github.com/kmtproject/kmt/internal/message"
 	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
@@ -26,6 +27,11 @@ const (
 	Late
 
 	numResults = 5
+
+	// Invalid is a sequence above message.MaxSeq, which the decoders
+	// reject: the tracker ignores it. It is not one of the arrival classes
+	// (no metric label, no counter).
+	Invalid Result = 255
 )
 
 var resultNames = [numResults]string{"in_order", "duplicate", "reordered", "gap", "late"}
@@ -35,6 +41,9 @@ var resultNames = [numResults]string{"in_order", "duplicate", "reordered", "gap"
 func (r Result) String() string {
 	if int(r) < len(resultNames) {
 		return resultNames[r]
+	}
+	if r == Invalid {
+		return "invalid"
 	}
 	return "unknown"
 }
@@ -47,6 +56,11 @@ func (r Result) String() string {
 // 48 bytes and one comparison per message; everything needed once something
 // goes wrong lives behind x and is allocated on first use.
 //
+// Sequences run from 0 to message.MaxSeq (2^63-1), end-marker counts to
+// message.MaxSeq+1, so every half-open range [lo, hi) the tracker builds
+// has hi <= 2^63 and no arithmetic on them can wrap; larger values are
+// ignored (Arrive returns Invalid, End declares nothing).
+//
 // A Tracker is not safe for concurrent use; the Ledger guards it with its
 // partition's lock.
 type Tracker struct {
@@ -58,6 +72,10 @@ type Tracker struct {
 	adopted bool // the stream was adopted: sequences below base were never expected here
 	listed  bool // on the owner's list of trackers with open gaps
 	arrived bool // anything arrived yet
+	// moved: the stream also has a tracker in another partition (its key
+	// moved). An end marker then opens gaps instead of declaring loss, so
+	// the ledger's sweep can first resolve what the other partition saw.
+	moved bool
 }
 
 // trackerExtra holds the state a stream needs only after a duplicate, a
@@ -72,7 +90,7 @@ type trackerExtra struct {
 	// and expiry always takes a prefix.
 	gaps []gap
 	// lost holds the sequences declared lost and still missing; a subset of
-	// [base, next).
+	// [base, max), below next unless a leading gap is left open (see End).
 	lost seqrange.Set
 	// declared holds every sequence ever declared lost, including those that
 	// arrived late afterwards.
@@ -101,17 +119,21 @@ type gap struct {
 
 // Adopt makes seq the stream's baseline: sequences below it are not
 // expected here and their absence is not a gap. Call it before the first
-// arrival only; later calls are ignored.
+// arrival only; later calls, and a seq above message.MaxSeq, are ignored.
 func (t *Tracker) Adopt(seq uint64) {
-	if t.arrived || t.next != 0 || t.x != nil {
+	if t.arrived || t.next != 0 || t.x != nil || seq > message.MaxSeq {
 		return
 	}
 	t.base, t.next, t.adopted = seq, seq, true
 }
 
 // Arrive accounts the data message seq arriving at now (Unix nanoseconds)
-// and returns its class.
+// and returns its class. A seq above message.MaxSeq changes nothing and
+// returns Invalid.
 func (t *Tracker) Arrive(seq uint64, now int64) Result {
+	if seq > message.MaxSeq {
+		return Invalid
+	}
 	if !t.arrived {
 		t.arrived, t.first = true, now
 	}
@@ -179,9 +201,22 @@ func (t *Tracker) arriveSlow(seq uint64, now int64) Result {
 		t.fixNext()
 		return Gap
 	}
-	// next <= seq < max: either in an open gap or already seen.
+	// next <= seq < max: either in an open gap, resolved elsewhere (see
+	// ResolveElsewhere), or already seen.
 	i := sort.Search(len(x.gaps), func(i int) bool { return x.gaps[i].hi > seq })
 	if i == len(x.gaps) || x.gaps[i].lo > seq {
+		// Above an open leading gap (see End), lost and elsewhere
+		// sequences can lie beyond next.
+		if x.lost.Contains(seq) {
+			x.lost = x.lost.Minus(seqrange.Of(seqrange.Range{Lo: seq, Hi: seq + 1}))
+			x.late++
+			return Late
+		}
+		if x.elsewhere.Contains(seq) {
+			x.elsewhere = x.elsewhere.Minus(seqrange.Of(seqrange.Range{Lo: seq, Hi: seq + 1}))
+			x.reordered++
+			return Reordered
+		}
 		x.dup++
 		x.noteDup(seq)
 		return Duplicate
@@ -255,8 +290,11 @@ func (t *Tracker) Expire(cutoff int64) uint64 {
 // End accounts an end-of-stream marker saying count data messages were
 // sent: every unresolved sequence below count is declared lost at once,
 // including a tail beyond the highest one seen. It returns how many
-// sequences it declared.
+// sequences it declared. A count above message.MaxSeq+1 is ignored.
 func (t *Tracker) End(count uint64, now int64) uint64 {
+	if count > message.MaxSeq+1 {
+		return 0
+	}
 	if !t.arrived {
 		t.arrived, t.first = true, now
 	}
@@ -276,21 +314,48 @@ func (t *Tracker) End(count uint64, now int64) uint64 {
 			x.max = count
 		}
 	}
+	if t.moved {
+		// What is missing below count may have arrived in the stream's
+		// other partition: leave it to the sweep (ResolveElsewhere, then
+		// the loss grace) instead of declaring it now.
+		if count > x.max {
+			opened := now
+			if n := len(x.gaps); n > 0 && x.gaps[n-1].opened > opened {
+				opened = x.gaps[n-1].opened
+			}
+			x.gaps = append(x.gaps, gap{lo: x.max, hi: count, opened: opened})
+			x.max = count
+			t.fixNext()
+		}
+		return 0
+	}
+	// A leading gap (nothing seen at or above base before it) is left to
+	// the loss grace: the stream's key may have moved here from another
+	// partition, where those sequences arrived (see the Ledger's sweep).
+	// Every other gap below count, and the tail above what was seen, is
+	// declared lost now.
 	var n uint64
-	k := 0
-	for k < len(x.gaps) && x.gaps[k].lo < count {
-		g := &x.gaps[k]
+	kept := x.gaps[:0]
+	for i, g := range x.gaps {
+		if (i == 0 && g.lo == t.base) || g.lo >= count {
+			kept = append(kept, g)
+			continue
+		}
 		hi := min(g.hi, count)
 		n += x.declare(g.lo, hi)
 		if hi < g.hi { // a gap straddling count: only possible if sequences >= count were seen
 			g.lo = hi
-			break
+			kept = append(kept, g)
 		}
-		k++
 	}
-	x.dropGaps(k)
+	x.gaps = kept
 	if count > x.max {
-		n += x.declare(x.max, count)
+		if x.max == t.base { // then there are no gaps either
+			// Nothing arrived here: the whole range is a leading gap.
+			x.gaps = append(x.gaps, gap{lo: x.max, hi: count, opened: now})
+		} else {
+			n += x.declare(x.max, count)
+		}
 		x.max = count
 	}
 	t.fixNext()
@@ -310,6 +375,37 @@ func (t *Tracker) Resume() {
 	x.gaps = x.gaps[:0]
 	x.resume = true
 	t.fixNext()
+}
+
+// ResolveElsewhere removes from the open gaps every sequence in s (seen by
+// the stream's tracker in another partition, after its key moved) and
+// marks them elsewhere, and from then on treats the stream as moved (see
+// End). It returns how many sequences it resolved.
+func (t *Tracker) ResolveElsewhere(s seqrange.Set) uint64 {
+	t.moved = true
+	x := t.x
+	if x == nil || len(x.gaps) == 0 || s.Empty() {
+		return 0
+	}
+	var n uint64
+	out := x.gaps[:0:0]
+	for _, g := range x.gaps {
+		in := seqrange.Of(seqrange.Range{Lo: g.lo, Hi: g.hi})
+		found := in.Intersect(s)
+		if found.Empty() {
+			out = append(out, g)
+			continue
+		}
+		n += found.Len()
+		x.elsewhere.Union(found)
+		rest := in.Minus(found)
+		for _, r := range rest.Ranges() {
+			out = append(out, gap{lo: r.Lo, hi: r.Hi, opened: g.opened})
+		}
+	}
+	x.gaps = out
+	t.fixNext()
+	return n
 }
 
 // Seen returns every sequence that arrived at least once.

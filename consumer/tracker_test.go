@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/kmtproject/kmt/internal/message"
+	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
 // arrive feeds seqs at time now and returns the results as a compact string,
@@ -183,12 +186,43 @@ func TestTrackerEndMarkerClean(t *testing.T) {
 }
 
 func TestTrackerEndMarkerOnly(t *testing.T) {
-	// Every data message of the stream was lost; only the marker arrived.
+	// Only the marker arrived in this partition: every data message was
+	// lost, or the stream's key moved here just before the end and its
+	// data is in another partition. The loss grace decides (the ledger's
+	// sweep first resolves what the other partition saw).
 	var tr Tracker
-	if n := tr.End(5, 1); n != 5 {
-		t.Fatalf("declared %d", n)
+	if n := tr.End(5, 1); n != 0 {
+		t.Fatalf("declared %d at once", n)
+	}
+	checkState(t, &tr, wantState{pending: "0-4", counts: Counts{EndMarkers: 1}})
+	if n := tr.Expire(1); n != 5 {
+		t.Fatalf("expire declared %d", n)
 	}
 	checkState(t, &tr, wantState{lost: "0-4", declared: "0-4", counts: Counts{EndMarkers: 1}})
+}
+
+// TestTrackerEndLeadingGap checks that an end marker leaves a leading gap
+// (nothing seen below it) to the loss grace, as the key may have moved
+// here from another partition, and declares inner gaps and the tail at
+// once; a later arrival of a declared sequence above the open leading gap
+// is late, and one resolved elsewhere is reordered.
+func TestTrackerEndLeadingGap(t *testing.T) {
+	var tr Tracker
+	if got := arrive(t, &tr, 1, 10, 11, 13); got != "G O G" {
+		t.Fatalf("arrivals %s", got)
+	}
+	if n := tr.End(16, 2); n != 1+2 { // 12, and the tail 14-15
+		t.Fatalf("end declared %d", n)
+	}
+	checkState(t, &tr, wantState{seen: "10-11,13", pending: "0-9", lost: "12,14-15", declared: "12,14-15", counts: Counts{Gaps: 2, EndMarkers: 1}})
+	if n := tr.ResolveElsewhere(seqrange.Of(seqrange.Range{Lo: 0, Hi: 10})); n != 10 {
+		t.Fatalf("resolved %d", n)
+	}
+	if got := arrive(t, &tr, 3, 14, 5); got != "L R" {
+		t.Fatalf("late arrivals %s", got)
+	}
+	checkState(t, &tr, wantState{seen: "5,10-11,13-14", lost: "12,15", declared: "12,14-15", elsewhere: "0-4,6-9",
+		counts: Counts{Gaps: 2, EndMarkers: 1, Late: 1, Reordered: 1}})
 }
 
 func TestTrackerAdopted(t *testing.T) {
@@ -395,6 +429,101 @@ func TestTrackerRandom(t *testing.T) {
 		declaredSet := tr.LostDeclared()
 		if declaredSet.Len() != lost.Len()+late {
 			t.Fatalf("iter %d: declared %d != lost %d + late %d", iter, declaredSet.Len(), lost.Len(), late)
+		}
+	}
+}
+
+// TestTrackerBoundaryModel checks the tracker against the simplest model
+// there is, the set of sequences seen, over random arrival orders of
+// sequences at both ends of the valid range: 0 and message.MaxSeq. After
+// every arrival the tracker's seen set must equal the model, every
+// sequence below the highest one must be exactly one of seen, pending and
+// lost, and a sequence above message.MaxSeq (the largest uint64 included)
+// must change nothing. A tracker whose range arithmetic wrapped reported
+// about 1.8e19 lost sequences here.
+func TestTrackerBoundaryModel(t *testing.T) {
+	const top = message.MaxSeq
+	r := rand.New(rand.NewPCG(13, 17))
+	for iter := range 2000 {
+		var pool []uint64
+		for i := range uint64(4) {
+			pool = append(pool, i, top-i)
+		}
+		if iter%2 == 0 {
+			pool = append(pool, top/2, 1<<32, 1<<62)
+		}
+		var tr Tracker
+		base := uint64(0)
+		if iter%5 == 0 {
+			base = top - 3 - uint64(r.IntN(3))
+			tr.Adopt(base)
+		}
+		seen := map[uint64]bool{}
+		var now int64
+		var log []string
+		for step := range 40 {
+			now++
+			switch op := r.IntN(12); {
+			case op == 0:
+				for _, bad := range []uint64{top + 1, 1<<64 - 1} {
+					before := tr.Seen()
+					if res := tr.Arrive(bad, now); res != Invalid {
+						t.Fatalf("iter %d: Arrive(%d) = %s, want invalid", iter, bad, res)
+					}
+					if after := tr.Seen(); after.String() != before.String() {
+						t.Fatalf("iter %d: Arrive(%d) changed seen from %v to %v", iter, bad, before, after)
+					}
+				}
+				if n := tr.End(1<<64-1, now); n != 0 {
+					t.Fatalf("iter %d: End(2^64-1) declared %d", iter, n)
+				}
+			case op == 1:
+				n := tr.Expire(now - int64(r.IntN(4)))
+				log = append(log, fmt.Sprintf("expire=%d", n))
+			case op == 2 && step > 30:
+				n := tr.End(top+1, now)
+				log = append(log, fmt.Sprintf("end(max)=%d", n))
+			default:
+				s := pool[r.IntN(len(pool))]
+				res := tr.Arrive(s, now)
+				log = append(log, fmt.Sprintf("%d=%s", s, res))
+				switch {
+				case seen[s] && res != Duplicate:
+					t.Fatalf("iter %d: %v: repeat of %d classified %s", iter, log, s, res)
+				case !seen[s] && res == Duplicate:
+					t.Fatalf("iter %d: %v: first arrival of %d classified duplicate", iter, log, s)
+				}
+				seen[s] = true
+			}
+			var model seqrange.Set
+			hi := uint64(0)
+			for s := range seen {
+				model.Add(s)
+				hi = max(hi, s+1)
+			}
+			got := tr.Seen()
+			if got.String() != model.String() {
+				t.Fatalf("iter %d: %v: seen %v, model %v", iter, log, got, model)
+			}
+			// [base, max(hi, end)) is partitioned into seen, pending, lost.
+			pending, lost := tr.Pending(), tr.Lost()
+			end, _ := tr.EndCount()
+			span := seqrange.Of(seqrange.Range{Lo: base, Hi: max(hi, end)})
+			below := seqrange.Of(seqrange.Range{Lo: 0, Hi: base})
+			inSpan := got.Minus(below)
+			union := seqrange.Of(inSpan.Ranges()...)
+			for _, part := range []seqrange.Set{pending, lost} {
+				if o := union.Intersect(part); !o.Empty() {
+					t.Fatalf("iter %d: %v: %v is in two of seen/pending/lost (seen %v pending %v lost %v)", iter, log, o, got, pending, lost)
+				}
+				union.Union(part)
+			}
+			if union.String() != span.String() {
+				t.Fatalf("iter %d: %v: seen %v + pending %v + lost %v = %v, want %v", iter, log, got, pending, lost, union, span)
+			}
+			if total := pending.Len() + lost.Len() + inSpan.Len(); total != span.Len() {
+				t.Fatalf("iter %d: %v: counts add up to %d, span %d", iter, log, total, span.Len())
+			}
 		}
 	}
 }

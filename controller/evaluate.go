@@ -16,6 +16,8 @@ func Series(samples []Sample) []results.Point {
 			P50Ms: ms(s.P50), P99Ms: ms(s.P99), P999Ms: ms(s.P999),
 			Lost: s.Lost, Duplicated: s.Duplicated, Reordered: s.Reordered,
 			Lag: s.Lag, InFlight: s.InFlight,
+			Backlog: s.Backlog, BacklogAgeS: s.BacklogAge.Seconds(),
+			CPU: s.CPU, SchedLatencyMs: ms(s.SchedLatency), CPUPressure: s.CPUPressure,
 		}
 		if i > 0 {
 			prev := samples[i-1]
@@ -44,6 +46,7 @@ func finalFromSamples(samples []Sample, d time.Duration) *Final {
 	f.Summary = results.Summary{
 		DurationS: d.Seconds(), Produced: last.Produced, Acked: last.Acked, Received: last.Received,
 		Lost: last.Lost, Duplicated: last.Duplicated, Reordered: last.Reordered, Late: last.Late, Foreign: last.Foreign,
+		LatencyFuture: last.LatencyFuture, LatencyOverCap: last.LatencyOverCap,
 		LatencyMs: results.Latencies{P50: ms(last.P50), P99: ms(last.P99), P999: ms(last.P999)},
 	}
 	if d > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,13 @@ type Runner struct {
 	samples []Sample
 	current string // current step, for the status line
 	start   time.Time
+	// measureCPU: the workload runs in this process, so its CPU use is
+	// the rig's (see RigCheck); lastCPU is the process CPU time at the
+	// previous sample.
+	measureCPU bool
+	lastCPU    time.Duration
+	sched      *schedLatency
+	pressure   cpuPressure
 }
 
 // ErrAborted is returned when the run was cancelled before it finished.
@@ -121,6 +129,7 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 		}
 	}
 	wl, runsWorkload := r.Target.(Workload)
+	r.measureCPU = runsWorkload
 	if runsWorkload {
 		slog.Info("workload start", "scenario", sc.Name, "target", r.Target.Name())
 		if err := wl.Start(ctx); err != nil {
@@ -207,11 +216,18 @@ func (r *Runner) Run(ctx context.Context) (*results.Results, error) {
 		final = finalFromSamples(samples, res.Ended.Sub(r.start))
 	}
 	res.Summary = final.Summary
+	for _, s := range samples {
+		res.Summary.BacklogMax = max(res.Summary.BacklogMax, s.Backlog)
+		res.Summary.BacklogAgeMaxS = max(res.Summary.BacklogAgeMaxS, s.BacklogAge.Seconds())
+	}
 	res.Anomalies = final.Anomalies
 	res.AnomalyTotals = final.AnomalyTotals
 	res.Latency = final.Latency
 	r.stepLatency(res)
 	Evaluate(sc, res, samples)
+	if stepErr == nil && ctx.Err() == nil {
+		applyRigCheck(res, samples, runtime.GOMAXPROCS(0))
+	}
 	if final.NoData {
 		for i := range res.Expect {
 			res.Expect[i] = noDataAssertion(res.Expect[i].Expr)
@@ -346,10 +362,33 @@ func (r *Runner) setCurrent(s string) {
 	r.mu.Unlock()
 }
 
-func (r *Runner) record(s Sample) {
+// record fills s's replication backlog from the samples so far, exports
+// it, and keeps s. It returns s as kept.
+func (r *Runner) record(s Sample) Sample {
 	r.mu.Lock()
+	if r.measureCPU {
+		if r.sched == nil {
+			r.sched = newSchedLatency()
+		}
+		s.SchedLatency = r.sched.p90()
+		s.CPUPressure, _ = r.pressure.share(s.Time)
+		if cpu, ok := processCPU(); ok {
+			if n := len(r.samples); n > 0 {
+				if dt := s.Time.Sub(r.samples[n-1].Time); dt > 0 {
+					s.CPU = float64(cpu-r.lastCPU) / float64(dt)
+				}
+			}
+			r.lastCPU = cpu
+		}
+	}
+	FillBacklog(&s, r.samples)
 	r.samples = append(r.samples, s)
 	r.mu.Unlock()
+	if r.Metrics != nil {
+		r.Metrics.Backlog.Set(float64(s.Backlog))
+		r.Metrics.BacklogAge.Set(s.BacklogAge.Seconds())
+	}
+	return s
 }
 
 func (r *Runner) snapshot() []Sample {
@@ -365,7 +404,7 @@ func (r *Runner) sampleLoop(ctx context.Context) {
 	for {
 		s, err := r.Target.Sample(ctx)
 		if err == nil {
-			r.record(s)
+			s = r.record(s)
 			if r.Status != nil {
 				r.mu.Lock()
 				cur := r.current
@@ -387,15 +426,25 @@ func (r *Runner) sampleLoop(ctx context.Context) {
 // StatusLine formats one live status line: elapsed time, the current step,
 // the produce rate against the target, the replicated rate (unique messages
 // received at the destination), the end-to-end latency percentiles of the
-// last interval and the running counts:
+// last interval, the replication backlog and the running counts:
 //
-//	t=02:10  step 3/6 kill broker source-1  produce 9.9k/s (target 10.0k/s)  replicated 9.8k/s  e2e p50 3.1ms p99 42ms p99.9 80ms  lost 0  dup 0  reord 0  foreign 0
+//	t=02:10  step 3/6 kill broker source-1  produce 9.9k/s (target 10.0k/s)  replicated 9.8k/s  e2e p50 3.1ms p99 42ms p99.9 80ms  backlog 120 (oldest 0.2s)  lost 0  dup 0  reord 0  foreign 0
 //
-// Rates need the previous sample (nil: 0/s).
+// When no message arrived in the interval (a WAN cut, a stall) there are no
+// percentiles to show: the line says so instead, with the age of the oldest
+// message still in flight (the replication backlog's age), so an outage
+// never reads as perfect latency:
+//
+//	t=02:40  step 4/6 network cut  produce 10.0k/s (target 10.0k/s)  replicated 0/s  e2e no message arrived, oldest in flight 12.3s  backlog 123k (oldest 12.3s)  lost 0  ...
+//
+// Rates need the previous sample (nil: 0/s, and a first sample with nothing
+// received counts as nothing arrived).
 func StatusLine(s Sample, prev *Sample, start time.Time, current string) string {
 	el := s.Time.Sub(start).Round(time.Second)
 	var produce, replicated float64
+	arrived := s.Received > 0
 	if prev != nil {
+		arrived = s.Received != prev.Received // a counter that went back (a restarted target) cannot tell: assume it did
 		if dt := s.Time.Sub(prev.Time).Seconds(); dt > 0 {
 			produce = float64(s.Produced-min(prev.Produced, s.Produced)) / dt
 			replicated = float64(s.Received-min(prev.Received, s.Received)) / dt
@@ -406,11 +455,31 @@ func StatusLine(s Sample, prev *Sample, start time.Time, current string) string 
 	if current != "" {
 		fmt.Fprintf(&b, "  %s", current)
 	}
-	fmt.Fprintf(&b, "  produce %s/s (target %s/s)  replicated %s/s  e2e p50 %s p99 %s p99.9 %s  lost %d  dup %d  reord %d  foreign %d",
-		human(produce), human(s.TargetRate), human(replicated),
-		latencyString(s.P50), latencyString(s.P99), latencyString(s.P999),
-		s.Lost, s.Duplicated, s.Reordered, s.Foreign)
+	fmt.Fprintf(&b, "  produce %s/s (target %s/s)  replicated %s/s", human(produce), human(s.TargetRate), human(replicated))
+	switch {
+	case arrived:
+		fmt.Fprintf(&b, "  e2e p50 %s p99 %s p99.9 %s", latencyString(s.P50), latencyString(s.P99), latencyString(s.P999))
+	case s.Backlog > 0:
+		fmt.Fprintf(&b, "  e2e no message arrived, oldest in flight %s", ageString(s.BacklogAge))
+	default:
+		b.WriteString("  e2e no message arrived")
+	}
+	fmt.Fprintf(&b, "  backlog %s", human(float64(s.Backlog)))
+	if s.Backlog > 0 {
+		fmt.Fprintf(&b, " (oldest %s)", ageString(s.BacklogAge))
+	}
+	fmt.Fprintf(&b, "  lost %d  dup %d  reord %d  foreign %d", s.Lost, s.Duplicated, s.Reordered, s.Foreign)
 	return b.String()
+}
+
+// ageString formats an age for the status line with a tenth of a second:
+// "0.0s", "12.3s", "3m05s" from ten minutes on.
+func ageString(d time.Duration) string {
+	if d < 10*time.Minute {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 }
 
 // latencyString formats a latency for the status line: "0.4ms", "42ms",

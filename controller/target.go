@@ -85,6 +85,35 @@ type Sample struct {
 	P999 time.Duration `json:"p999_ns"`
 	// Lag is the consumers' lag behind the destination's high watermarks.
 	Lag int64 `json:"lag"`
+	// Backlog is the replication backlog: messages acknowledged on the
+	// source and not yet in the destination, Acked - Received - Lost - Lag
+	// (never below 0), and BacklogAge how long ago the oldest of them was
+	// acknowledged. The Runner fills both from the samples so far (see
+	// FillBacklog); targets leave them zero.
+	Backlog    int64         `json:"backlog"`
+	BacklogAge time.Duration `json:"backlog_age_ns"`
+	// Behind is how many scheduled messages the producers have not sent
+	// yet (0 when they keep up with the target rate).
+	Behind uint64 `json:"behind"`
+	// CPU is the CPU kmt's own process used over the last interval, in
+	// cores (1.5 = one and a half cores busy), and SchedLatency the 90th
+	// percentile of how long its runnable goroutines waited for a CPU
+	// (large when the process needs more CPU than it gets), when the
+	// workload runs in the process; 0 when not measured. The Runner fills
+	// both.
+	CPU          float64       `json:"cpu"`
+	SchedLatency time.Duration `json:"sched_latency_ns"`
+	// CPUPressure is the share of the last interval during which runnable
+	// tasks on the machine waited for a CPU (Linux pressure stall
+	// information, 0 to 1; 0 when unavailable or not measured): near 1 when
+	// the machine kmt runs on is short of CPU, whoever else uses it.
+	CPUPressure float64 `json:"cpu_pressure"`
 	// InFlight counts missing messages still within the loss grace.
 	InFlight int64 `json:"in_flight"`
+	// LatencyFuture counts first arrivals created after they were received
+	// (clock skew: the producer's clock ahead of the consumer's);
+	// LatencyOverCap those older than the latency histograms' 1 h cap.
+	// Cumulative.
+	LatencyFuture  uint64 `json:"latency_future"`
+	LatencyOverCap uint64 `json:"latency_over_1h"`
 }

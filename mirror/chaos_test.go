@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kmtproject/kmt/internal/wan"
 	"github.com/kmtproject/kmt/mirror"
@@ -319,11 +321,12 @@ func TestTrimConsumedDeletesUpToTheCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 100 {
-		t.Fatalf("trimmed %d records, want 100", n)
+	// The last record of each partition stays (see TestTrimKeepsPartitionReadable).
+	if n != 98 {
+		t.Fatalf("trimmed %d records, want 98", n)
 	}
-	if c := count(t, src, topic); c != 0 {
-		t.Fatalf("%d records left in the source", c)
+	if c := count(t, src, topic); c != 2 {
+		t.Fatalf("%d records left in the source, want 2", c)
 	}
 	cfg, _ := conn(src).Sarama()
 	client, err := sarama.NewClient(src.Addrs(), cfg)
@@ -332,12 +335,99 @@ func TestTrimConsumedDeletesUpToTheCommit(t *testing.T) {
 	}
 	defer client.Close()
 	for p := int32(0); p < 2; p++ {
-		if low, err := client.GetOffset(topic, p, sarama.OffsetOldest); err != nil || low != 50 {
-			t.Fatalf("partition %d starts at %d (%v), want 50", p, low, err)
+		if low, err := client.GetOffset(topic, p, sarama.OffsetOldest); err != nil || low != 49 {
+			t.Fatalf("partition %d starts at %d (%v), want 49", p, low, err)
 		}
 	}
 	if n, err := mirror.TrimConsumed(context.Background(), conn(src), "kmt-mirror", []string{topic}); err != nil || n != 0 {
 		t.Fatalf("second trim: %d, %v; want 0, nil", n, err)
+	}
+}
+
+// TestTrimKeepsPartitionReadable reproduces the false loss of an overloaded
+// local run: the trimmer emptied a destination partition up to the
+// consumers' commit, the embedded cluster then answered the consumer's
+// next fetch (at the partition's end) with OFFSET_OUT_OF_RANGE, and the
+// consumer's session restarted over and over without draining. Trimming
+// must leave the partition readable at the committed offset: a reader
+// there gets the next record, not an error. A limit below the commit (what
+// a consumer really accounted) bounds the trim further.
+func TestTrimKeepsPartitionReadable(t *testing.T) {
+	cl := startCluster(t, "destination", 1)
+	topic := topicName(t)
+	createTopic(t, cl, topic, 1)
+	newProducer(t, cl, topic, 1, 1).send(20)
+	cfg, _ := conn(cl).Sarama()
+	cfg.Consumer.Return.Errors = true
+	client, err := sarama.NewClient(cl.Addrs(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	// The readers accounted and committed everything: a simple commit of
+	// offset 20 for group "readers".
+	kc, err := kgo.NewClient(kgo.SeedBrokers(cl.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation = "readers", -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), kc)
+	kc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("commit: error code %d", code)
+	}
+	tr, err := mirror.NewTrimmer(context.Background(), conn(cl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	// What the reader really accounted is below its commit: trim only below that.
+	if n, err := tr.TrimBelow(context.Background(), "readers", []string{topic}, func(string, int32) (int64, bool) { return 12, true }); err != nil || n != 12 {
+		t.Fatalf("trim below 12: %d, %v", n, err)
+	}
+	if n, err := tr.TrimBelow(context.Background(), "readers", []string{topic}, func(string, int32) (int64, bool) { return 0, false }); err != nil || n != 0 {
+		t.Fatalf("trim with no accounted offset: %d, %v", n, err)
+	}
+	if n, err := tr.Trim(context.Background(), "readers", []string{topic}); err != nil || n != 7 {
+		t.Fatalf("trim up to the commit: %d, %v; want 7 (the last record stays)", n, err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { consumer.Close() })
+	pc, err := consumer.ConsumePartition(topic, 0, 20)
+	if err != nil {
+		t.Fatalf("consume at the committed offset: %v", err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	// Let the reader fetch at the end of the trimmed partition before
+	// anything new arrives (that fetch is what failed).
+	select {
+	case err := <-pc.Errors():
+		t.Fatalf("reading at the committed offset after the trim: %v", err)
+	case <-time.After(time.Second):
+	}
+	newProducer(t, cl, topic, 1, 1).send(1)
+	select {
+	case m := <-pc.Messages():
+		if m.Offset != 20 {
+			t.Fatalf("got offset %d, want 20", m.Offset)
+		}
+	case err := <-pc.Errors():
+		t.Fatalf("reading at the committed offset after the trim: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no record within 30s")
 	}
 }
 

@@ -14,7 +14,10 @@ import (
 // that consumer group group has already committed past (DeleteRecords up to
 // each partition's committed offset), and returns how many records it
 // deleted. Partitions without a commit (or a group that does not exist)
-// are left alone.
+// are left alone. The last record of a partition is never deleted: an
+// emptied partition makes the embedded clusters answer a fetch at its end
+// with OFFSET_OUT_OF_RANGE, which restarts the reader's session over and
+// over (and no reader needs that one record gone).
 //
 // The embedded clusters of the local target keep every record in memory;
 // calling this periodically for the mirror's group on the source (and for
@@ -68,7 +71,10 @@ func (tr *Trimmer) Trim(ctx context.Context, group string, topics []string) (int
 
 // TrimBelow is Trim with a further bound: in each partition it deletes
 // nothing at or above limit(topic, partition), and nothing at all when
-// limit says no (ok false). A nil limit is no further bound.
+// limit says no (ok false). A consumer that commits before it has
+// accounted a record, or a group whose committed offset runs ahead of what
+// its reader processed, passes what it really processed here. A nil limit
+// is no further bound.
 func (tr *Trimmer) TrimBelow(ctx context.Context, group string, topics []string, limit func(topic string, partition int32) (int64, bool)) (int64, error) {
 	client, admin := tr.client, tr.admin
 	want := map[string][]int32{}
@@ -112,6 +118,12 @@ func (tr *Trimmer) TrimBelow(ctx context.Context, group string, topics []string,
 				errs = append(errs, fmt.Errorf("oldest offset of %s/%d: %w", t, p, err))
 				continue
 			}
+			newest, err := client.GetOffset(t, p, sarama.OffsetNewest)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("newest offset of %s/%d: %w", t, p, err))
+				continue
+			}
+			upTo = min(upTo, newest-1) // keep the last record
 			if upTo > oldest {
 				del[p] = upTo
 				n += upTo - oldest

@@ -126,6 +126,7 @@ func syntheticResults() *results.Results {
 		Verdict: results.Fail, DurationS: fixtureSeconds, Produced: 58_213, Acked: 58_200, ProduceErrors: 13,
 		Received: 58_183, Lost: fixtureLost, Duplicated: fixtureDuplicated, Reordered: 9,
 		UnackedDelivered: 4, NeverAcked: 9, ThroughputMsgsPerS: 969.7,
+		LatencyFuture: 12, LatencyOverCap: 3, BacklogMax: 4321, BacklogAgeMaxS: 7.5,
 		LatencyMs: results.Latencies{P50: 4.8, P90: 9.5, P99: 310, P999: 1650, Max: 2240},
 	}
 	return r

@@ -156,6 +156,8 @@ func verdictClass(v string) string {
 		return "pass"
 	case results.Fail:
 		return "fail"
+	case results.Inconclusive:
+		return "inconclusive"
 	}
 	return "unknown"
 }
@@ -426,12 +428,15 @@ func reduce(pts []results.Point, n int) []results.Point {
 		q.ProducedRate = meanFinite(b, func(p results.Point) float64 { return p.ProducedRate })
 		q.ReplicatedRate = meanFinite(b, func(p results.Point) float64 { return p.ReplicatedRate })
 		q.P50Ms, q.P99Ms, q.P999Ms, q.Lag, q.InFlight = b[0].P50Ms, b[0].P99Ms, b[0].P999Ms, b[0].Lag, b[0].InFlight
+		q.Backlog, q.BacklogAgeS = b[0].Backlog, b[0].BacklogAgeS
 		for _, p := range b {
 			q.P50Ms = math.Max(q.P50Ms, p.P50Ms)
 			q.P99Ms = math.Max(q.P99Ms, p.P99Ms)
 			q.P999Ms = math.Max(q.P999Ms, p.P999Ms)
 			q.Lag = max(q.Lag, p.Lag)
 			q.InFlight = max(q.InFlight, p.InFlight)
+			q.Backlog = max(q.Backlog, p.Backlog)
+			q.BacklogAgeS = math.Max(q.BacklogAgeS, p.BacklogAgeS)
 		}
 		out = append(out, q)
 	}
@@ -492,10 +497,11 @@ func timeCharts(pts []results.Point, t0 time.Time) []chartSpec {
 			},
 		},
 		{
-			File: "chart-lag.png", Title: "Consumer lag and in-flight messages",
+			File: "chart-lag.png", Title: "Replication backlog, consumer lag and in-flight messages",
 			XLabel: elapsedLabel, YLabel: "messages", Counts: true,
-			Caption: "Lag: messages in the destination not yet consumed. In flight: missing messages still within the loss grace period.",
+			Caption: "Replication backlog: messages acknowledged on the source and not yet in the destination (it grows during an outage). Lag: messages in the destination not yet consumed. In flight: missing messages still within the loss grace period.",
 			Series: []series{
+				{Name: "replication backlog", Color: colOrange, Width: 2.2, XY: curve(pts, t0, func(p results.Point) float64 { return float64(p.Backlog) })},
 				{Name: "consumer lag", Color: colBlue, XY: curve(pts, t0, func(p results.Point) float64 { return float64(p.Lag) })},
 				{Name: "in flight", Color: colRed, XY: curve(pts, t0, func(p results.Point) float64 { return float64(p.InFlight) })},
 			},
@@ -722,6 +728,11 @@ func summaryRows(r *results.Results) [][]summaryRow {
 	}
 	rows := []summaryRow{
 		{"Verdict", verdictText(s.Verdict), verdictClass(s.Verdict)},
+	}
+	for _, w := range s.Warnings {
+		rows = append(rows, summaryRow{"Warning", w, "bad"})
+	}
+	rows = append(rows, []summaryRow{
 		{"Duration", fmtDuration(time.Duration(s.DurationS * float64(time.Second))), ""},
 		{"Produced", fmtCount(s.Produced), ""},
 		{"Acked", fmtCount(s.Acked), ""},
@@ -735,11 +746,19 @@ func summaryRows(r *results.Results) [][]summaryRow {
 		{"Unacked but delivered", fmtCount(s.UnackedDelivered), ""},
 		{"Never acked", fmtCount(s.NeverAcked), bad(s.NeverAcked)},
 		{"Throughput", fmtNumber(s.ThroughputMsgsPerS) + " msg/s", ""},
+		{"Replication backlog (peak)", fmtCount(uint64(max(s.BacklogMax, 0))) + " msgs", ""},
+		{"Oldest unreplicated message (peak age)", fmtDuration(time.Duration(s.BacklogAgeMaxS * float64(time.Second))), ""},
 		{"Latency p50", fmtMs(s.LatencyMs.P50), ""},
 		{"Latency p90", fmtMs(s.LatencyMs.P90), ""},
 		{"Latency p99", fmtMs(s.LatencyMs.P99), ""},
 		{"Latency p99.9", fmtMs(s.LatencyMs.P999), ""},
 		{"Latency max", fmtMs(s.LatencyMs.Max), ""},
+		{"Created in the future (clock skew)", fmtCount(s.LatencyFuture), bad(s.LatencyFuture)},
+		{"Older than 1 h (latency capped)", fmtCount(s.LatencyOverCap), bad(s.LatencyOverCap)},
+	}...)
+	if s.NotDrained > 0 {
+		i := slices.IndexFunc(rows, func(r summaryRow) bool { return r.Name == "Never acked" })
+		rows = slices.Insert(rows, i+1, summaryRow{"Not drained (left unread in the destination)", fmtCount(s.NotDrained), "bad"})
 	}
 	if s.Verdict == "" {
 		rows[0].Value, rows[0].Class = verdictText(r.Verdict), verdictClass(r.Verdict)

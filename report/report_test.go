@@ -285,6 +285,10 @@ func TestWriteHTML(t *testing.T) {
 			`<th>Latency p99.9</th><td class="num ">1650 ms</td>`,
 			`<th>Latency p50</th><td class="num ">4.80 ms</td>`,
 			`<th>Throughput</th><td class="num ">970 msg/s</td>`,
+			`<th>Created in the future (clock skew)</th><td class="num bad">12</td>`,
+			`<th>Older than 1 h (latency capped)</th><td class="num bad">3</td>`,
+			`<th>Replication backlog (peak)</th><td class="num ">4,321 msgs</td>`,
+			`<th>Oldest unreplicated message (peak age)</th><td class="num ">7.5s</td>`,
 		} {
 			if !strings.Contains(sum, want) {
 				t.Errorf("summary lacks %s", want)

@@ -15,6 +15,7 @@ import (
 	"github.com/kmtproject/kmt/controller/local"
 	"github.com/kmtproject/kmt/controller/scenario"
 	"github.com/kmtproject/kmt/internal/kafkatest"
+	"github.com/kmtproject/kmt/internal/results"
 )
 
 // target is how long each scenario's workload runs in the test.
@@ -54,7 +55,14 @@ func TestLibrary(t *testing.T) {
 				}
 			}
 			t.Logf("summary %+v", res.Summary)
-			if res.Verdict != sc.Verdict {
+			switch {
+			case res.Verdict == sc.Verdict:
+			case sc.Verdict == results.Pass && rigSaturated(res):
+				// The machine running the test starved kmt: the verdict
+				// says so instead of passing, which is right, and not
+				// what this test is about.
+				t.Logf("INCONCLUSIVE on this machine: %q", res.Summary.Warnings)
+			default:
 				t.Fatalf("verdict %s, the file declares %s", res.Verdict, sc.Verdict)
 			}
 			if sc.Verdict == "FAIL" {
@@ -62,6 +70,13 @@ func TestLibrary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rigSaturated reports whether res is INCONCLUSIVE only because the test
+// rig (the machine running the test) saturated.
+func rigSaturated(res *results.Results) bool {
+	return res.Verdict == results.Inconclusive && res.Summary.NotDrained == 0 &&
+		len(res.Summary.Warnings) > 0 && strings.HasPrefix(res.Summary.Warnings[0], "the test rig saturated")
 }
 
 // checkLossAgainstReadBack reads the destination back and checks the

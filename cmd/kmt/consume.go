@@ -249,6 +249,10 @@ func consumeSummary(w io.Writer, rep consumer.Report, lat latency.Summary, elaps
 	if tot.Untracked > 0 {
 		fmt.Fprintf(w, "untracked: %d messages of streams beyond --max-streams\n", tot.Untracked)
 	}
+	if tot.LatencyFuture > 0 || tot.LatencyOverCap > 0 {
+		fmt.Fprintf(w, "latency out of range: %d created in the future (clock skew: recorded as 0), %d older than 1h (recorded as 1h)\n",
+			tot.LatencyFuture, tot.LatencyOverCap)
+	}
 	fmt.Fprintf(w, "end-to-end latency (%d messages): p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
 		lat.Count, consumeDur(lat.P50, lat.Count), consumeDur(lat.P90, lat.Count), consumeDur(lat.P99, lat.Count),
 		consumeDur(lat.P999, lat.Count), consumeDur(lat.Max, lat.Count))

@@ -23,7 +23,7 @@ func controllerCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:      "run",
-				Usage:     "run a scenario: workload, faults on a timeline, verdicts (exit 0 PASS, 1 FAIL, 2 invalid)",
+				Usage:     "run a scenario: workload, faults on a timeline, verdicts (exit 0 PASS, 1 FAIL, 2 invalid, 3 INCONCLUSIVE)",
 				ArgsUsage: "SCENARIO.yaml",
 				Flags:     runFlags,
 				Action:    controllerRun,

@@ -24,7 +24,8 @@ func localCommand() *cli.Command {
 			"across a fault-injecting WAN link, produces sequence-numbered messages and validates every one at the\n" +
 			"destination. With --kafka-home DIR the clusters are real Kafka brokers (JVM child processes from the\n" +
 			"distribution in DIR) and the replicator is real MirrorMaker 2 (see docs/real-kafka.md).\n" +
-			"Ends with a summary and a verdict: exit 0 PASS, 1 FAIL, 2 bad flags.",
+			"Ends with a summary and a verdict: exit 0 PASS, 1 FAIL, 2 bad flags, 3 INCONCLUSIVE (kmt itself saturated,\n" +
+			"or its consumers could not drain).",
 		Flags: append(inCategory(catWorkload,
 			&cli.DurationFlag{Name: "duration", Value: 60 * time.Second, Usage: "how long to produce"},
 			&cli.Float64Flag{Name: "rate", Value: 1000, Usage: "messages per second per topic (0 = unlimited)"},

@@ -124,7 +124,11 @@ func runScenario(c *cli.Context, sc *scenario.Scenario, target controller.Target
 		fmt.Fprintf(c.App.ErrWriter, "stopped early by signal after %s; the verdict covers the run so far\n",
 			res.Ended.Sub(res.Started).Round(time.Second))
 	}
-	if res.Verdict != results.Pass {
+	switch res.Verdict {
+	case results.Pass:
+	case results.Inconclusive:
+		return exit.Inconclusivef("%s: verdict INCONCLUSIVE: %s", sc.Name, strings.Join(res.Summary.Warnings, "; "))
+	default:
 		return exit.Failed(fmt.Errorf("%s: verdict FAIL", sc.Name))
 	}
 	return nil
@@ -207,10 +211,16 @@ func printResults(w io.Writer, res *results.Results) {
 	t.Row("foreign", s.Foreign)
 	t.Row("unacked but delivered", s.UnackedDelivered)
 	t.Row("never acked", s.NeverAcked)
+	if s.NotDrained > 0 {
+		t.Row("not drained (left unread)", s.NotDrained)
+	}
 	t.Row("latency p50 / p90", fmt.Sprintf("%.1fms / %.1fms", s.LatencyMs.P50, s.LatencyMs.P90))
 	t.Row("latency p99 / p99.9", fmt.Sprintf("%.1fms / %.1fms", s.LatencyMs.P99, s.LatencyMs.P999))
 	t.Row("latency max", fmt.Sprintf("%.1fms", s.LatencyMs.Max))
+	t.Row("created in the future (clock skew)", s.LatencyFuture)
+	t.Row("older than 1h (latency capped)", s.LatencyOverCap)
 	t.Row("throughput", fmt.Sprintf("%.0f msg/s", s.ThroughputMsgsPerS))
+	t.Row("replication backlog (peak)", fmt.Sprintf("%d msgs, oldest %.1fs", s.BacklogMax, s.BacklogAgeMaxS))
 	_ = t.Write(w)
 	if len(res.Expect) > 0 {
 		fmt.Fprintln(w)
@@ -227,6 +237,12 @@ func printResults(w io.Writer, res *results.Results) {
 				kind += " [" + a.Where + "]"
 			}
 			fmt.Fprintf(w, "  %s %s: %d (%s)\n", kind, a.Stream, a.Count, rangesString(a))
+		}
+	}
+	if len(res.Summary.Warnings) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range res.Summary.Warnings {
+			fmt.Fprintf(w, "WARNING: %s\n", s)
 		}
 	}
 	fmt.Fprintf(w, "\nverdict: %s\n", res.Verdict)

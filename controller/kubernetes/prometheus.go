@@ -34,10 +34,19 @@ var counterQueries = []struct {
 	{func(s *controller.Sample) *uint64 { return &s.Late }, `kmt_consumer_messages_total{result="late"}`},
 	{func(s *controller.Sample) *uint64 { return &s.Lost }, `kmt_consumer_lost_messages_total`},
 	{func(s *controller.Sample) *uint64 { return &s.Foreign }, `kmt_consumer_foreign_total`},
+	{func(s *controller.Sample) *uint64 { return &s.LatencyFuture }, `kmt_consumer_latency_out_of_range_total{reason="future"}`},
+	{func(s *controller.Sample) *uint64 { return &s.LatencyOverCap }, `kmt_consumer_latency_out_of_range_total{reason="over_1h"}`},
 }
 
 // targetRateQuery is the fleet's configured produce rate.
 const targetRateQuery = `sum(kmt_producer_target_rate)`
+
+// behindQuery is how many scheduled messages the producers have not sent.
+const behindQuery = `sum(kmt_producer_behind_messages)`
+
+// lagQuery is the validating consumers' lag: records in the destination
+// not read yet.
+const lagQuery = `sum(kmt_consumer_lag_messages)`
 
 // latencyQuery returns the PromQL for end-to-end latency quantile q over
 // window.
@@ -119,6 +128,16 @@ func (t *Target) Sample(ctx context.Context) (controller.Sample, error) {
 		return controller.Sample{}, fmt.Errorf("sample: %w", err)
 	}
 	s.TargetRate = rate
+	lag, err := t.scalar(ctx, lagQuery, now)
+	if err != nil {
+		return controller.Sample{}, fmt.Errorf("sample: %w", err)
+	}
+	s.Lag = int64(math.Round(lag))
+	behind, err := t.scalar(ctx, behindQuery, now)
+	if err != nil {
+		return controller.Sample{}, fmt.Errorf("sample: %w", err)
+	}
+	s.Behind = uint64(max(math.Round(behind), 0))
 	for _, l := range []struct {
 		q   float64
 		dst *time.Duration

@@ -45,6 +45,8 @@ type fleetMetrics struct {
 	lost     *prometheus.CounterVec
 	foreign  *prometheus.CounterVec
 	e2e      *prometheus.HistogramVec
+	skew     *prometheus.CounterVec
+	lag      *prometheus.GaugeVec
 }
 
 func newFleetMetrics() *fleetMetrics {
@@ -57,10 +59,12 @@ func newFleetMetrics() *fleetMetrics {
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kmt_consumer_messages_total", Help: "messages"}, []string{"topic", "producer", "result"}),
 		lost:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kmt_consumer_lost_messages_total", Help: "lost"}, []string{"topic", "producer"}),
 		foreign:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kmt_consumer_foreign_total", Help: "foreign"}, []string{"topic", "reason"}),
+		skew:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kmt_consumer_latency_out_of_range_total", Help: "skew"}, []string{"topic", "reason"}),
+		lag:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kmt_consumer_lag_messages", Help: "lag"}, []string{"topic"}),
 		e2e: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kmt_consumer_e2e_latency_seconds", Help: "e2e",
 			Buckets: []float64{0.01, 0.05, 0.1}}, []string{"topic"}),
 	}
-	reg.MustRegister(f.sent, f.acked, f.rate, f.messages, f.lost, f.foreign, f.e2e)
+	reg.MustRegister(f.sent, f.acked, f.rate, f.messages, f.lost, f.foreign, f.e2e, f.skew, f.lag)
 	return f
 }
 
@@ -163,6 +167,11 @@ func TestSampleFromRealPrometheus(t *testing.T) {
 	}
 	fm.lost.WithLabelValues("kmt-0", "p2").Add(4)
 	fm.foreign.WithLabelValues("kmt-0", "no_headers").Add(6)
+	fm.skew.WithLabelValues("kmt-0", "future").Add(8)
+	fm.skew.WithLabelValues("kmt-1", "future").Add(1)
+	fm.skew.WithLabelValues("kmt-0", "over_1h").Add(2)
+	fm.lag.WithLabelValues("kmt-0").Set(30)
+	fm.lag.WithLabelValues("kmt-1").Set(12)
 
 	cfg := testConfig()
 	cfg.PrometheusURL = url
@@ -193,7 +202,8 @@ func TestSampleFromRealPrometheus(t *testing.T) {
 	s := sampleUntil(t, tg, "counters and latency", func(s controller.Sample) bool { return s.Produced > 0 && s.P99 > 0 })
 	close(stop)
 	wg.Wait()
-	want := controller.Sample{Produced: 1500, Acked: 1490, Received: 900 + 470 + 3 + 2 + 1, Duplicated: 7, Reordered: 3, Late: 1, Lost: 4, Foreign: 6, TargetRate: 150}
+	want := controller.Sample{Produced: 1500, Acked: 1490, Received: 900 + 470 + 3 + 2 + 1, Duplicated: 7, Reordered: 3, Late: 1, Lost: 4, Foreign: 6, TargetRate: 150,
+		LatencyFuture: 9, LatencyOverCap: 2, Lag: 42}
 	got := s
 	got.Time, got.P99, got.P50 = time.Time{}, 0, 0
 	if got != want {

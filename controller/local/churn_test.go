@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -253,4 +254,51 @@ func stallSource(tg *local.Target) (release func()) {
 		return nil, nil, false
 	})
 	return func() { on.Store(false); close(ch) }
+}
+
+// TestUndrainedConsumerIsNotLoss stops the only consumer mid-run (its
+// connections cut, as a consumer stuck in an OFFSET_OUT_OF_RANGE loop
+// would be): nothing reads the destination any more although the mirror
+// copies every record. The run must report the unread records as not
+// drained, with their count, and no loss; its verdict is INCONCLUSIVE,
+// not PASS (nothing was verified) and not FAIL (nothing was lost). The
+// destination read back by another client holds every acked message.
+func TestUndrainedConsumerIsNotLoss(t *testing.T) {
+	t.Parallel()
+	sc := workload(t, "workload: {rate: 600, duration: 5s, loss_grace: 2s, partitions: 6, consumers: 1, replicators: 1}\n")
+	res, tg := runTimeline(t, sc, func(tg *local.Target, at func(time.Duration)) {
+		at(2 * time.Second)
+		if _, err := tg.KillConsumer(0); err != nil {
+			t.Error(err)
+		}
+	})
+	s := res.Summary
+	t.Logf("summary %+v", s)
+	if s.Lost != 0 {
+		t.Errorf("%d messages reported lost; the destination holds them, unread", s.Lost)
+	}
+	if s.Received >= s.Acked || s.NotDrained == 0 {
+		t.Fatalf("received %d of %d acked, not drained %d: the consumer was not stopped early enough", s.Received, s.Acked, s.NotDrained)
+	}
+	if res.Verdict != results.Inconclusive || len(s.Warnings) == 0 || !strings.Contains(s.Warnings[0], "did not drain") {
+		t.Errorf("verdict %s, warnings %q; want INCONCLUSIVE saying the consumers did not drain", res.Verdict, s.Warnings)
+	}
+	// Ground truth: everything acked is in the destination, and what the
+	// consumer did not receive is exactly the unread part.
+	var unique, records int
+	for _, topic := range tg.Topics() {
+		tr := kafkatest.ReadTopic(t, tg.DestinationAddrs(), topic, time.Second)
+		u, _, _, missing := tr.Counts()
+		if len(missing) != 0 {
+			t.Errorf("destination misses %v", missing)
+		}
+		unique += u
+		records += tr.Records
+	}
+	if uint64(unique) != s.Acked {
+		t.Errorf("destination holds %d unique messages, %d acked", unique, s.Acked)
+	}
+	if s.NotDrained < uint64(unique)-s.Received || s.NotDrained > uint64(records)-s.Received {
+		t.Errorf("not drained %d; the destination holds %d records (%d unique), %d received", s.NotDrained, records, unique, s.Received)
+	}
 }

@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,11 +56,22 @@ func runOn(t *testing.T, tg *local.Target, sc *scenario.Scenario) *results.Resul
 	return res
 }
 
+// passOrStarved reports whether res passed, or is INCONCLUSIVE only because
+// the machine running the test starved kmt (its rig check says so; the
+// verdict is then right and not what these tests are about).
+func passOrStarved(res *results.Results) bool {
+	if res.Verdict == results.Pass {
+		return true
+	}
+	return res.Verdict == results.Inconclusive && res.Summary.NotDrained == 0 &&
+		len(res.Summary.Warnings) > 0 && strings.HasPrefix(res.Summary.Warnings[0], "the test rig saturated")
+}
+
 func TestCleanRunPasses(t *testing.T) {
 	sc := workload(t, "workload: {rate: 400, duration: 4s, loss_grace: 5s, topics: 2}\n")
 	res, tg := run(t, sc, nil)
 	s := res.Summary
-	if res.Verdict != results.Pass || s.Lost != 0 || s.Duplicated != 0 || s.Reordered != 0 || s.Foreign != 0 {
+	if !passOrStarved(res) || s.Lost != 0 || s.Duplicated != 0 || s.Reordered != 0 || s.Foreign != 0 {
 		t.Fatalf("clean run: verdict %s summary %+v", res.Verdict, s)
 	}
 	if s.Produced == 0 || s.Produced != s.Acked || s.Received != s.Produced {

@@ -396,17 +396,22 @@ func (t *Target) trimLoop() {
 	}
 	// One long-lived connection per cluster (reopened after an error): an
 	// embedded cluster keeps a goroutine for every connection it served.
+	// The destination is trimmed only below what the ledger accounted: a
+	// committed offset can run ahead of it (a session that ended while a
+	// batch was still being accounted), and a record deleted before it
+	// was accounted would read as lost.
 	type side struct {
-		c      controller.Cluster
-		group  string
-		prefix string
-		tr     *mirror.Trimmer
+		c       controller.Cluster
+		group   string
+		prefix  string
+		tr      *mirror.Trimmer
+		limitOf func(string, int32) (int64, bool)
 	}
 	var sides []*side
 	if g := r.Group(); g != "" {
 		sides = append(sides, &side{c: controller.Source, group: g})
 	}
-	sides = append(sides, &side{c: controller.Destination, group: ConsumerGroup, prefix: t.o.prefix})
+	sides = append(sides, &side{c: controller.Destination, group: ConsumerGroup, prefix: t.o.prefix, limitOf: t.ledger.Accounted})
 	defer func() {
 		for _, s := range sides {
 			if s.tr != nil {
@@ -429,9 +434,12 @@ func (t *Target) trimLoop() {
 			if s.tr == nil {
 				s.tr, err = mirror.NewTrimmer(t.runCtx, t.conn(s.c, "kmt-trim"))
 			}
-			var limit func(string, int32) (int64, bool)
+			limit := s.limitOf
 			if err == nil && t.o.trimKeep > 0 {
-				limit, err = s.tr.OlderThan(topics, time.Now().Add(-t.o.trimKeep))
+				var keep func(string, int32) (int64, bool)
+				if keep, err = s.tr.OlderThan(topics, time.Now().Add(-t.o.trimKeep)); err == nil {
+					limit = lowerLimit(limit, keep)
+				}
 			}
 			if err == nil {
 				if _, err = s.tr.TrimBelow(t.runCtx, s.group, topics, limit); err != nil {
@@ -474,7 +482,7 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	// 10 s) plus 5 s, or when ctx is done.
 	quiet := max(t.w.LossGrace.D(), 10*time.Second) + 5*time.Second
 	deadline := time.Now().Add(quiet)
-	var last uint64
+	var last, notDrained uint64
 	for {
 		c := t.ledger.Counters()
 		if c.EndMarkers >= wantEnds && c.InFlight == 0 && t.replicatorCaughtUp() {
@@ -485,7 +493,8 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 			deadline = time.Now().Add(quiet)
 		}
 		if time.Now().After(deadline) {
-			slog.Warn("workload drain timeout", "end_markers_seen", c.EndMarkers, "end_markers", wantEnds, "in_flight", c.InFlight)
+			notDrained = t.unread(ctx)
+			slog.Warn("workload drain timeout", "end_markers_seen", c.EndMarkers, "end_markers", wantEnds, "in_flight", c.InFlight, "unread", notDrained)
 			break
 		}
 		select {
@@ -496,7 +505,74 @@ func (t *Target) Finish(ctx context.Context) (*controller.Final, error) {
 	}
 	slog.Info("workload drain done")
 	t.stopConsumers()
-	return t.outcome(ctx, prods), nil
+	return t.outcome(ctx, prods, notDrained), nil
+}
+
+// lowerLimit combines two trim limits: in each partition the lower bound
+// of the two, and no trimming where either says no. A nil limit is no
+// bound.
+func lowerLimit(a, b func(string, int32) (int64, bool)) func(string, int32) (int64, bool) {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	return func(topic string, p int32) (int64, bool) {
+		x, ok := a(topic, p)
+		if !ok {
+			return 0, false
+		}
+		y, ok := b(topic, p)
+		if !ok {
+			return 0, false
+		}
+		return min(x, y), true
+	}
+}
+
+// unread returns how many records of the destination topics the consumers
+// have not accounted: per partition, the high-water mark minus what the
+// ledger accounted (or the oldest offset, for a partition it never read).
+// A consumer that cannot drain (its fetches failing) leaves them there.
+func (t *Target) unread(ctx context.Context) uint64 {
+	var n uint64
+	err := func() error {
+		conn := t.conn(controller.Destination, "kmt-admin")
+		cfg, err := conn.Sarama()
+		if err != nil {
+			return err
+		}
+		client, err := kafkaconf.Connect(ctx, conn, cfg)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		for _, topic := range t.DestinationTopics() {
+			ps, err := client.Partitions(topic)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+				if err != nil {
+					return err
+				}
+				from, ok := t.ledger.Accounted(topic, p)
+				if !ok {
+					if from, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+						return err
+					}
+				}
+				n += uint64(max(newest-from, 0))
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		slog.Warn("unread records of the destination unknown", "err", err)
+	}
+	return n
 }
 
 // replicatorCaughtUp reports whether the replicator has nothing left to
@@ -508,7 +584,7 @@ func (t *Target) replicatorCaughtUp() bool {
 	return r == nil || r.Lag() <= 0
 }
 
-func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller.Final {
+func (t *Target) outcome(ctx context.Context, prods []*producerProc, notDrained uint64) *controller.Final {
 	var produced []reconcile.Produced
 	var unresolved uint64
 	for _, p := range prods {
@@ -519,11 +595,16 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 		}
 	}
 	rep := t.ledger.Report()
+	counters := t.ledger.Counters()
 	received := make([]reconcile.Received, 0, len(rep.Streams))
 	for _, s := range rep.Streams {
 		received = append(received, reconcile.Received{Stream: s.Stream, Seen: s.Seen, Duplicates: s.Duplicates, DuplicatedSeqs: s.DuplicatedSeqs, Reordered: s.Reordered, Late: s.Late})
 	}
 	o := reconcile.Reconcile(produced, received)
+	var inDest uint64
+	if notDrained > 0 && o.Lost > 0 {
+		inDest = t.undrainedLoss(ctx, &o)
+	}
 	if o.Lost > 0 {
 		t.locate(ctx, &o)
 	}
@@ -537,10 +618,15 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 		DurationS: d.Seconds(), Produced: o.Produced, Acked: o.Acked, ProduceErrors: o.ProduceErrors,
 		Received: o.Received, Lost: o.Lost, Duplicated: o.Duplicated, Reordered: o.Reordered, Late: o.Late,
 		Foreign: rep.Totals.Foreign, UnackedDelivered: o.UnackedDelivered, NeverAcked: o.NeverAcked,
+		LatencyFuture: counters.LatencyFuture, LatencyOverCap: counters.LatencyOverCap,
 		LatencyMs: results.Latencies{P50: msf(tot.P50), P90: msf(tot.P90), P99: msf(tot.P99), P999: msf(tot.P999), Max: msf(tot.Max)},
 	}
 	if o.Pass() {
 		s.Verdict = results.Pass
+	}
+	if notDrained > 0 {
+		s.NotDrained = notDrained
+		s.Warnings = append(s.Warnings, fmt.Sprintf("the consumers did not drain: %d records were left unread in the destination at the end (their lag); the %d acked messages among them are in the destination and not counted as lost", notDrained, inDest))
 	}
 	if d > 0 {
 		s.ThroughputMsgsPerS = float64(o.Received) / d.Seconds()
@@ -554,6 +640,31 @@ func (t *Target) outcome(ctx context.Context, prods []*producerProc) *controller
 		slog.Warn("produces without outcome", "messages", unresolved)
 	}
 	return f
+}
+
+// undrainedLoss moves out of o's lost messages those the destination holds:
+// the consumers did not drain it, so they are not lost but unread. It
+// returns how many it moved.
+func (t *Target) undrainedLoss(ctx context.Context, o *reconcile.Outcome) uint64 {
+	dst, err := readback.Scan(ctx, t.conn(controller.Destination, "kmt-readback"), t.Topics(), t.o.prefix, t.encoding())
+	if err != nil {
+		slog.Warn("undrained records not read back; they stay counted as lost", "err", err)
+		return 0
+	}
+	var moved uint64
+	for i := range o.Streams {
+		s := &o.Streams[i]
+		held := dst[s.Stream]
+		if s.Lost.Empty() || held == nil {
+			continue
+		}
+		in := s.Lost.Intersect(*held)
+		n := in.Len()
+		s.Lost = s.Lost.Minus(in)
+		o.Lost -= n
+		moved += n
+	}
+	return moved
 }
 
 // locate reads both clusters back and records, per stream, where its lost
@@ -587,7 +698,6 @@ func (t *Target) locate(ctx context.Context, o *reconcile.Outcome) {
 func (t *Target) Sample(context.Context) (controller.Sample, error) {
 	t.mu.Lock()
 	prods := append([]*producerProc(nil), t.producers...)
-	r := t.replicator
 	t.mu.Unlock()
 	s := controller.Sample{Time: time.Now()}
 	for _, p := range prods {
@@ -602,13 +712,13 @@ func (t *Target) Sample(context.Context) (controller.Sample, error) {
 			}
 		}
 		s.TargetRate += p.p.TargetRate()
+		s.Behind += c.Behind
 	}
 	c := t.ledger.Counters()
 	s.Received, s.Lost, s.Duplicated, s.Reordered, s.Late, s.Foreign = c.Received, c.Lost, c.Duplicates, c.Reordered, c.Late, c.Foreign
 	s.InFlight = int64(c.InFlight)
-	if r != nil {
-		s.Lag = r.Lag()
-	}
+	s.LatencyFuture, s.LatencyOverCap = c.LatencyFuture, c.LatencyOverCap
+	s.Lag = c.Lag // the consumers' lag; the replicator's share is in the backlog the runner derives
 	w := t.lat.Window()
 	s.P50, s.P99, s.P999 = w.P50, w.P99, w.P999
 	return s, nil

@@ -157,8 +157,10 @@ func Replication() Dashboard {
 		query(`sum by (region) (kmt_consumer_up`+sel(mRegion)+`)`, "consumers {{region}}"),
 		query(`sum by (region) (kmt_mirror_workers`+sel(mRegion)+`)`, "mirror workers {{region}}"),
 		query(`sum by (region) (kmt_consumer_streams`+sel(mRegion)+`)`, "streams {{region}}")))
+	addClockSkewPanel(&l)
 
 	l.row("Replicator")
+	addBacklogPanels(&l)
 	l.add(8, 8, timeseries("kmt mirror lag", "Messages in the source topics not yet copied by kmt's reference mirror.",
 		timeseriesOpts{unit: "short"},
 		query(`sum by (region, topic) (kmt_mirror_lag_messages`+sel(mRegion, mTopic)+`)`, "{{topic}} {{region}}")))

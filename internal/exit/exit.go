@@ -1,6 +1,7 @@
 // Package exit maps errors to the process exit codes every kmt command uses:
 // 0 pass or clean stop, 1 a FAIL verdict, 2 a usage, configuration or
-// connection error that prevented a verdict. Only main calls os.Exit.
+// connection error that prevented a verdict, 3 an INCONCLUSIVE verdict (the
+// test rig could not measure the run fully). Only main calls os.Exit.
 package exit
 
 import (
@@ -13,6 +14,10 @@ const (
 	OK    = 0
 	Fail  = 1
 	Usage = 2
+	// Inconclusive is an INCONCLUSIVE verdict: nothing wrong was found,
+	// but the test rig could not measure the run fully (see
+	// results.Inconclusive).
+	Inconclusive = 3
 )
 
 // Error carries an exit code with an error.
@@ -30,6 +35,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // Usagef returns a usage or configuration error (exit 2).
 func Usagef(format string, args ...any) error {
 	return &Error{Code: Usage, Err: fmt.Errorf(format, args...)}
+}
+
+// Inconclusivef returns an INCONCLUSIVE verdict error (exit 3).
+func Inconclusivef(format string, args ...any) error {
+	return &Error{Code: Inconclusive, Err: fmt.Errorf(format, args...)}
 }
 
 // Failed returns a FAIL verdict error (exit 1).

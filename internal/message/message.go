@@ -51,12 +51,23 @@ func (e Encoding) String() string {
 	return "headers"
 }
 
+// MaxSeq is the largest valid sequence (and end-marker count): 2^63-1.
+// Decoders reject larger values as ErrBadSequence. The bound leaves every
+// half-open range [lo, seq+1) the accounting builds representable in a
+// uint64 with room to spare, keeps sequences exact in signed 64-bit and
+// JSON tooling that reads reports, and is far beyond what a producer sends
+// (2^63 messages on one key at a million a second take 292,000 years).
+const MaxSeq = 1<<63 - 1
+
+// MaxIDLen is the longest producer or run id, in bytes.
+const MaxIDLen = 200
+
 // Errors returned by the decoders. Records that fail are foreign or malformed:
 // the consumer counts and skips them.
 var (
 	ErrNoKey       = errors.New("record key is not a kmt key index")
 	ErrNoMetadata  = errors.New("record carries no kmt metadata")
-	ErrBadSequence = errors.New("kmt sequence is not a decimal number")
+	ErrBadSequence = errors.New("kmt sequence is not a decimal number up to 2^63-1")
 	ErrBadTime     = errors.New("kmt timestamp is not a decimal number")
 	ErrBadIdentity = errors.New("kmt producer or run id is empty or malformed")
 )
@@ -77,19 +88,47 @@ type Meta struct {
 }
 
 // ValidID reports whether s can be used as a producer or run id: non-empty, at
-// most 200 bytes, and free of the separators ';' and '/' and of control bytes.
+// most MaxIDLen (200) bytes, and free of the separators ';' and '/' and of
+// control bytes (below 0x20, and 0x7f). It is the one identity rule: the
+// producer refuses an id that breaks it, and the decoders reject a record
+// whose producer or run id breaks it (ErrBadIdentity).
 func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 200 {
+	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == ';' || c == '/' || c < 0x20 || c == 0x7f {
+		if c := s[i]; c == ';' || c == '/' || isControl(c) {
 			return false
 		}
 	}
 	return true
 }
+
+// isControl reports whether c is an ASCII control byte.
+func isControl(c byte) bool { return c < 0x20 || c == 0x7f }
+
+// Classes of the bytes of a producer/run identity, for decodeMeta's scan.
+const (
+	idPlain = iota
+	idSlash
+	idEnd
+	idControl
+)
+
+// idClass classifies every byte value for decodeMeta's identity scan.
+var idClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c == '/':
+			t[c] = idSlash
+		case c == ';':
+			t[c] = idEnd
+		case isControl(byte(c)):
+			t[c] = idControl
+		}
+	}
+	return t
+}()
 
 // AppendKey appends the record key for key index k.
 func AppendKey(dst []byte, k uint32) []byte {
@@ -198,15 +237,23 @@ func DecodeBody(key, value []byte, m *Meta) error {
 // an in-body value, "producer/run;seq;unix-nanos;payload", or with header
 // the Header value, "producer/run;seq;unix-nanos" and on an end marker
 // ";kmt:end" after that. The identity is scanned once, for both
-// separators: this is the consumer's hot path.
+// separators and ValidID's control bytes: this is the consumer's hot path.
 func decodeMeta(m *Meta, v []byte, header bool) error {
 	slash, slashes, i := -1, 0, 0
-	for ; i < len(v) && v[i] != ';'; i++ {
-		if v[i] == '/' {
+	control := false
+scan:
+	for ; i < len(v); i++ {
+		switch idClass[v[i]] { // one load and one compare for ordinary bytes
+		case idPlain:
+		case idSlash:
 			if slash < 0 {
 				slash = i
 			}
 			slashes++
+		case idEnd:
+			break scan
+		default:
+			control = true
 		}
 	}
 	if i == len(v) {
@@ -227,11 +274,11 @@ func decodeMeta(m *Meta, v []byte, header bool) error {
 			return errHeaderTail
 		}
 	}
-	if slashes != 1 || slash == 0 || slash == len(id)-1 {
+	if slashes != 1 || slash == 0 || slash == len(id)-1 || control || slash > MaxIDLen || len(id)-slash-1 > MaxIDLen {
 		return ErrBadIdentity
 	}
 	m.Producer, m.Run = id[:slash], id[slash+1:]
-	if !seqOK {
+	if !seqOK || seq > MaxSeq {
 		return ErrBadSequence
 	}
 	if !tsOK || ts > 1<<63-1 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/IBM/sarama"
@@ -100,6 +101,14 @@ func TestDecodeHeadersErrors(t *testing.T) {
 		{"seq leading zero", "1", kmt("p/r;01;2"), ErrBadSequence},
 		{"empty seq", "1", kmt("p/r;;2"), ErrBadSequence},
 		{"seq overflow", "1", kmt("p/r;18446744073709551616;2"), ErrBadSequence},
+		{"seq largest uint64", "1", kmt("p/r;18446744073709551615;2"), ErrBadSequence},
+		{"seq MaxSeq+1", "1", kmt("p/r;9223372036854775808;2"), ErrBadSequence},
+		{"end count MaxSeq+1", "1", kmt("p/r;9223372036854775808;2;kmt:end"), ErrBadSequence},
+		{"producer id over 200 bytes", "1", kmt(strings.Repeat("p", 201) + "/r;1;2"), ErrBadIdentity},
+		{"run id over 200 bytes", "1", kmt("p/" + strings.Repeat("r", 201) + ";1;2"), ErrBadIdentity},
+		{"control byte in producer id", "1", kmt("p\x00q/r;1;2"), ErrBadIdentity},
+		{"newline in run id", "1", kmt("p/r\n;1;2"), ErrBadIdentity},
+		{"DEL in producer id", "1", kmt("p\x7f/r;1;2"), ErrBadIdentity},
 		{"time not a number", "1", kmt("p/r;1;now"), ErrBadTime},
 		{"empty time", "1", kmt("p/r;1;"), ErrBadTime},
 		{"time overflows int64", "1", kmt("p/r;1;9223372036854775808"), ErrBadTime},
@@ -180,6 +189,35 @@ func TestValidID(t *testing.T) {
 	}
 }
 
+// TestDecodeIdentityRule checks that the decoders accept exactly the
+// producer and run ids the producer accepts (ValidID), and the sequences up
+// to MaxSeq.
+func TestDecodeIdentityRule(t *testing.T) {
+	ids := []string{"a", "host-1.example", "r_1:2", strings.Repeat("x", 200), strings.Repeat("x", 201),
+		"a\tb", "a\x00", "\x1f", "a\x7f", "caf\xc3\xa9", "a b", "\xff"}
+	for _, id := range ids {
+		for _, asRun := range []bool{false, true} {
+			producer, run := id, "r"
+			if asRun {
+				producer, run = "p", id
+			}
+			var m Meta
+			hdr := []*sarama.RecordHeader{{Key: []byte(Header), Value: []byte(producer + "/" + run + ";1;2")}}
+			errH := DecodeHeaders([]byte("1"), hdr, &m)
+			errB := DecodeBody([]byte("1"), []byte(producer+"/"+run+";1;2;x"), &m)
+			for _, err := range []error{errH, errB} {
+				if ValidID(id) != (err == nil) || (err != nil && !errors.Is(err, ErrBadIdentity)) {
+					t.Errorf("id %q (run %v): ValidID %v, decode error %v", id, asRun, ValidID(id), err)
+				}
+			}
+		}
+	}
+	var m Meta
+	if err := DecodeBody([]byte("1"), []byte("p/r;9223372036854775807;2;x"), &m); err != nil || m.Seq != MaxSeq {
+		t.Errorf("MaxSeq: seq %d, err %v", m.Seq, err)
+	}
+}
+
 func TestStreamIDString(t *testing.T) {
 	id := StreamID{Topic: "t", Producer: "p", Run: "r", Key: 12}
 	if got := id.String(); got != "t/p/r/12" {
@@ -227,6 +265,13 @@ func FuzzDecodeHeaders(f *testing.F) {
 		if !ValidID(producer) || !ValidID(run) || ts < 0 {
 			return
 		}
+		if seq > MaxSeq {
+			// Beyond the largest valid sequence: refused, never wrapped.
+			if err := DecodeBody(AppendKey(nil, key), AppendBody(nil, producer, run, seq, ts, 0, nil), &m); !errors.Is(err, ErrBadSequence) {
+				t.Fatalf("sequence %d above MaxSeq decoded with error %v", seq, err)
+			}
+			return
+		}
 		// Round trip: valid input decodes to exactly what was encoded.
 		if err := DecodeHeaders(AppendKey(nil, key), ptrs(NewHeaders(producer, run, seq, ts, end)), &m); err != nil {
 			t.Fatalf("round trip of %q %q %d %d: %v", producer, run, seq, ts, err)
@@ -250,6 +295,13 @@ func FuzzDecodeBody(f *testing.F) {
 		_ = DecodeBody([]byte("1"), raw, &m)
 
 		if !ValidID(producer) || !ValidID(run) || ts < 0 {
+			return
+		}
+		if seq > MaxSeq {
+			// Beyond the largest valid sequence: refused, never wrapped.
+			if err := DecodeBody(AppendKey(nil, key), AppendBody(nil, producer, run, seq, ts, 0, nil), &m); !errors.Is(err, ErrBadSequence) {
+				t.Fatalf("sequence %d above MaxSeq decoded with error %v", seq, err)
+			}
 			return
 		}
 		size = size % 4096

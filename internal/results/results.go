@@ -16,23 +16,35 @@ import (
 	"github.com/kmtproject/kmt/internal/seqrange"
 )
 
-// Verdicts.
+// Verdicts. INCONCLUSIVE is a run that found nothing wrong with the
+// replication but whose test rig could not measure it fully: kmt's own
+// process was CPU-bound while the producers fell behind their schedule or
+// latency kept growing, or the consumers could not drain the destination.
+// A FAIL (a loss, a duplicate, a failed assertion) always wins over it.
 const (
-	Pass = "PASS"
-	Fail = "FAIL"
+	Pass         = "PASS"
+	Fail         = "FAIL"
+	Inconclusive = "INCONCLUSIVE"
 	// NoData is the verdict of an assertion (and of a step whose other
 	// assertions passed) over a window without a single sample: nothing was
 	// measured, so nothing passed. A run with a NO DATA step fails.
 	NoData = "NO DATA"
 )
 
+// validVerdict reports whether v is one of the verdicts.
+func validVerdict(v string) bool { return v == Pass || v == Fail || v == Inconclusive }
+
 // Summary is the one-screen outcome of a run. Counts are messages.
 type Summary struct {
-	Verdict       string  `json:"verdict"`
-	DurationS     float64 `json:"duration_s"`
-	Produced      uint64  `json:"produced"`
-	Acked         uint64  `json:"acked"`
-	ProduceErrors uint64  `json:"produce_errors"`
+	Verdict string `json:"verdict"`
+	// Warnings say, in a sentence each, why the verdict is INCONCLUSIVE
+	// (or what else limited the run): the rig saturated, the consumers did
+	// not drain.
+	Warnings      []string `json:"warnings,omitempty"`
+	DurationS     float64  `json:"duration_s"`
+	Produced      uint64   `json:"produced"`
+	Acked         uint64   `json:"acked"`
+	ProduceErrors uint64   `json:"produce_errors"`
 	// Received counts unique messages that arrived.
 	Received uint64 `json:"received"`
 	// Lost counts acked messages never received after the loss grace.
@@ -44,10 +56,28 @@ type Summary struct {
 	// UnackedDelivered counts messages whose produce failed or timed out but
 	// that arrived anyway (not duplicates).
 	UnackedDelivered uint64 `json:"unacked_delivered"`
+	// NotDrained counts records left unread in the destination when the
+	// run ended because the consumers could not drain it (their lag). The
+	// acked messages among them are not counted as lost.
+	NotDrained uint64 `json:"not_drained"`
 	// NeverAcked counts messages sent but neither acked nor received.
-	NeverAcked         uint64    `json:"never_acked"`
-	LatencyMs          Latencies `json:"latency_ms"`
-	ThroughputMsgsPerS float64   `json:"throughput_msgs_per_s"`
+	NeverAcked uint64    `json:"never_acked"`
+	LatencyMs  Latencies `json:"latency_ms"`
+	// LatencyFuture counts messages created after they were received: the
+	// producer's clock is ahead of the consumer's (clock skew). Their
+	// latency is recorded as 0, which pulls percentiles down.
+	LatencyFuture uint64 `json:"latency_future"`
+	// LatencyOverCap counts messages older than 1 h on arrival (or a
+	// producer clock behind by that much): their latency is recorded as
+	// 1 h, the histograms' cap.
+	LatencyOverCap uint64 `json:"latency_over_1h"`
+	// BacklogMax is the largest replication backlog sampled during the
+	// run (messages acknowledged on the source, not yet in the
+	// destination), BacklogAgeMaxS the largest age of its oldest message,
+	// in seconds.
+	BacklogMax         int64   `json:"backlog_max"`
+	BacklogAgeMaxS     float64 `json:"backlog_age_max_s"`
+	ThroughputMsgsPerS float64 `json:"throughput_msgs_per_s"`
 }
 
 // Latencies are end-to-end latency percentiles in milliseconds.
@@ -93,6 +123,20 @@ type Point struct {
 	Reordered      uint64    `json:"reordered"`
 	Lag            int64     `json:"lag"`
 	InFlight       int64     `json:"in_flight"`
+	// Backlog is the replication backlog (acknowledged on the source, not
+	// yet in the destination) and BacklogAgeS how long ago its oldest
+	// message was acknowledged, in seconds.
+	Backlog     int64   `json:"backlog"`
+	BacklogAgeS float64 `json:"backlog_age_s"`
+	// CPU is the CPU kmt's own process used over that second, in cores,
+	// and SchedLatencyMs the 90th percentile of how long its runnable
+	// goroutines waited for a CPU, in milliseconds; both 0 when the
+	// workload ran elsewhere (see the rig check in docs/report.md).
+	CPU            float64 `json:"cpu,omitempty"`
+	SchedLatencyMs float64 `json:"sched_latency_ms,omitempty"`
+	// CPUPressure is the share of that second during which the machine's
+	// runnable tasks waited for a CPU (0 to 1; 0 when unavailable).
+	CPUPressure float64 `json:"cpu_pressure,omitempty"`
 }
 
 // Assertion is one checked expectation of a step.
@@ -220,11 +264,11 @@ func ParseResults(b []byte) (*Results, error) {
 	if err := decodeStrict(b, &r); err != nil {
 		return nil, err
 	}
-	if r.Verdict != Pass && r.Verdict != Fail {
-		return nil, fmt.Errorf("verdict %q is not PASS or FAIL", r.Verdict)
+	if !validVerdict(r.Verdict) {
+		return nil, fmt.Errorf("verdict %q is not PASS, FAIL or INCONCLUSIVE", r.Verdict)
 	}
-	if r.Summary.Verdict != "" && r.Summary.Verdict != Pass && r.Summary.Verdict != Fail {
-		return nil, fmt.Errorf("summary.verdict %q is not PASS or FAIL", r.Summary.Verdict)
+	if r.Summary.Verdict != "" && !validVerdict(r.Summary.Verdict) {
+		return nil, fmt.Errorf("summary.verdict %q is not PASS, FAIL or INCONCLUSIVE", r.Summary.Verdict)
 	}
 	for i, a := range r.Anomalies {
 		for j, rg := range a.Ranges {
@@ -257,8 +301,8 @@ func ParseSummary(b []byte) (*Summary, error) {
 	if err := decodeStrict(b, &s); err != nil {
 		return nil, err
 	}
-	if s.Verdict != Pass && s.Verdict != Fail {
-		return nil, fmt.Errorf("verdict %q is not PASS or FAIL", s.Verdict)
+	if !validVerdict(s.Verdict) {
+		return nil, fmt.Errorf("verdict %q is not PASS, FAIL or INCONCLUSIVE", s.Verdict)
 	}
 	return &s, nil
 }

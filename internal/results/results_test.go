@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,7 @@ func TestParseResultsRoundTrip(t *testing.T) {
 	if err := WriteJSON(spath, r.Summary); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := ReadSummary(spath); err != nil || *s != r.Summary {
+	if s, err := ReadSummary(spath); err != nil || !reflect.DeepEqual(*s, r.Summary) {
 		t.Fatalf("summary read back %+v, %v", s, err)
 	}
 }
@@ -73,7 +74,7 @@ func TestParseResultsErrors(t *testing.T) {
 		{"unknown field", `{"verdict":"PASS","colour":"red"}`, `unknown field "colour"`},
 		{"wrong type", `{"verdict":"PASS","summary":{"lost":"none"}}`, "summary.lost"},
 		{"negative count", `{"verdict":"PASS","summary":{"lost":-1}}`, "summary.lost"},
-		{"bad verdict", `{"verdict":"MAYBE"}`, `verdict "MAYBE" is not PASS or FAIL`},
+		{"bad verdict", `{"verdict":"MAYBE"}`, `verdict "MAYBE" is not PASS, FAIL or INCONCLUSIVE`},
 		{"bad summary verdict", `{"verdict":"PASS","summary":{"verdict":"OK"}}`, `summary.verdict "OK"`},
 		{"bad time", `{"verdict":"PASS","started":"yesterday"}`, "decode"},
 		{"inverted range", `{"verdict":"FAIL","anomalies":[{"kind":"lost","ranges":[{"lo":5,"hi":2}]}]}`, "hi 2 below lo 5"},
@@ -87,7 +88,7 @@ func TestParseResultsErrors(t *testing.T) {
 	if _, err := ParseSummary([]byte(`{"verdict":"PASS","lost":1,"extra":2}`)); err == nil || !strings.Contains(err.Error(), `unknown field "extra"`) {
 		t.Errorf("summary with an unknown field: %v", err)
 	}
-	if _, err := ParseSummary([]byte(`{"lost":1}`)); err == nil || !strings.Contains(err.Error(), `verdict "" is not PASS or FAIL`) {
+	if _, err := ParseSummary([]byte(`{"lost":1}`)); err == nil || !strings.Contains(err.Error(), `verdict "" is not PASS, FAIL or INCONCLUSIVE`) {
 		t.Errorf("summary without verdict: %v", err)
 	}
 	if _, err := ReadResults(filepath.Join(t.TempDir(), "none.json")); err == nil || !strings.Contains(err.Error(), "none.json") {

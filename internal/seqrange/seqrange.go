@@ -11,18 +11,26 @@ import (
 	"strings"
 )
 
-// Range is the half-open interval [Lo, Hi).
+// Range is the half-open interval [Lo, Hi). Members run from 0 to
+// math.MaxUint64-1: the largest uint64 cannot be the Lo of a non-empty
+// half-open range.
 type Range struct {
 	Lo uint64 `json:"lo"`
 	Hi uint64 `json:"hi"`
 }
 
-// Len returns the number of sequences in r.
-func (r Range) Len() uint64 { return r.Hi - r.Lo }
+// Len returns the number of sequences in r (0 when Hi <= Lo, never a
+// wrapped difference).
+func (r Range) Len() uint64 {
+	if r.Hi <= r.Lo {
+		return 0
+	}
+	return r.Hi - r.Lo
+}
 
 // String formats r as "lo-last" or "n" for a single sequence.
 func (r Range) String() string {
-	if r.Hi == r.Lo+1 {
+	if r.Hi > r.Lo && r.Hi-r.Lo == 1 {
 		return fmt.Sprint(r.Lo)
 	}
 	return fmt.Sprintf("%d-%d", r.Lo, r.Hi-1)
@@ -43,8 +51,14 @@ func Of(rs ...Range) Set {
 	return s
 }
 
-// Add adds one sequence number.
-func (s *Set) Add(v uint64) { s.AddRange(v, v+1) }
+// Add adds one sequence number. math.MaxUint64 is outside the domain (see
+// Range) and is ignored rather than wrapped into an empty range.
+func (s *Set) Add(v uint64) {
+	if v == 1<<64-1 {
+		return
+	}
+	s.AddRange(v, v+1)
+}
 
 // AddRange adds [lo, hi). It is cheapest when ranges arrive in increasing
 // order, as they usually do.

@@ -245,3 +245,34 @@ func BenchmarkAddInOrder(b *testing.B) {
 		s.Add(uint64(i))
 	}
 }
+
+// TestBoundaries checks that no operation wraps at the top of the uint64
+// range: the largest uint64 is outside the domain and ignored, and a
+// range ending at 2^64-1 has its exact length.
+func TestBoundaries(t *testing.T) {
+	const top = 1<<64 - 1
+	var s Set
+	s.Add(top)
+	if !s.Empty() || s.Len() != 0 {
+		t.Fatalf("Add(2^64-1) gave %v (len %d)", s, s.Len())
+	}
+	s.Add(top - 1)
+	s.AddRange(0, 2)
+	if got := s.String(); got != "0-1,18446744073709551614" {
+		t.Fatalf("set %q", got)
+	}
+	if s.Len() != 3 || !s.Contains(top-1) || s.Contains(top) {
+		t.Fatalf("len %d, contains top-1 %v, top %v", s.Len(), s.Contains(top-1), s.Contains(top))
+	}
+	if n := (Range{Lo: 5, Hi: 3}).Len(); n != 0 {
+		t.Errorf("Len of an inverted range = %d", n)
+	}
+	all := Of(Range{Lo: 0, Hi: top})
+	if all.Len() != top {
+		t.Errorf("Len of [0, 2^64-1) = %d", all.Len())
+	}
+	rest := all.Minus(Of(Range{Lo: 1, Hi: top}))
+	if rest.String() != "0" {
+		t.Errorf("minus = %v", rest)
+	}
+}
