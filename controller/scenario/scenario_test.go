@@ -156,7 +156,12 @@ func TestDurabilityFields(t *testing.T) {
 	if d.Workload.Acks != "all" || !d.RunsOn("local") || !d.RunsOn("processes") {
 		t.Errorf("defaults: acks %q, targets %v", d.Workload.Acks, d.Targets)
 	}
-	def, _ := FromWorkload("x", Workload{})
+	hdr := true
+	def, err := FromWorkload("x", Workload{Topics: 1, Partitions: 1, MessageSize: 1000, Producers: 1, Consumers: 1, Brokers: 1, Replicators: 1,
+		Headers: &hdr, Duration: Duration(time.Second), LossGrace: Duration(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if def.Workload.Acks != "all" {
 		t.Errorf("default acks %q", def.Workload.Acks)
 	}
