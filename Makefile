@@ -73,6 +73,11 @@ test-real-kafka: ## Run the end-to-end tests against a real one-broker Apache Ka
 test-processes: ## Run the scenario set on real Kafka clusters and MirrorMaker 2 (processes target), every count checked against both clusters read back.
 	KMT_TEST_PROCESSES=1 $(GO) test -count 1 -p 1 -v -timeout 60m -run TestProcessesLibrary ./scenarios/
 
+.PHONY: perf-real-kafka
+perf-real-kafka: build ## Compare kmt produce/consume with Kafka's ProducerPerformance/ConsumerPerformance on one real broker (ROUNDS=3; figures in docs/performance.md).
+	@set -o pipefail; kh=$$(bash scripts/kafka.sh | tail -1) && \
+	$(GO) run ./scripts/realkafka -kafka-home "$$kh" -- bash scripts/perf-real-kafka.sh ./$(BIN) "$$kh"
+
 .PHONY: kafka
 kafka: ## Assemble Apache Kafka (brokers, MirrorMaker 2, perf tools) from Maven Central into a cache outside git; prints its folder last.
 	@bash scripts/kafka.sh

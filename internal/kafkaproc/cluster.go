@@ -30,25 +30,31 @@ const ReplicatorListener = "REPLICATOR"
 // numbered from 0.
 const controllerID = 3000
 
-// DefaultBrokerJVM are the JVM flags of a broker unless Config.JVMOptions
+// DefaultBrokerJVM returns the JVM flags of a broker unless Config.JVMOptions
 // replaces them: a small heap that grows on demand, the serial collector
 // (one GC thread, no concurrent work stealing the CPU on a 2-core box), no
 // hsperfdata files, and an exit on OutOfMemoryError instead of a zombie.
-var DefaultBrokerJVM = []string{
-	"-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:MaxInlineLevel=15",
-	"-XX:+ExitOnOutOfMemoryError", "-XX:-UsePerfData", "-Djava.awt.headless=true",
+func DefaultBrokerJVM() []string {
+	return []string{
+		"-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:MaxInlineLevel=15",
+		"-XX:+ExitOnOutOfMemoryError", "-XX:-UsePerfData", "-Djava.awt.headless=true",
+	}
 }
 
-// DefaultControllerJVM are the JVM flags of a dedicated controller: a
+// DefaultControllerJVM returns the JVM flags of a dedicated controller: a
 // controller's load is tiny, so it also skips the optimizing compiler
 // (TieredStopAtLevel=1), which makes it start faster and cost less CPU.
-var DefaultControllerJVM = []string{
-	"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-	"-XX:+ExitOnOutOfMemoryError", "-XX:-UsePerfData", "-Djava.awt.headless=true",
+func DefaultControllerJVM() []string {
+	return []string{
+		"-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+		"-XX:+ExitOnOutOfMemoryError", "-XX:-UsePerfData", "-Djava.awt.headless=true",
+	}
 }
 
-// toolJVM are the flags of the short-lived tools (storage format).
-var toolJVM = []string{"-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData", "-Djava.awt.headless=true"}
+// toolJVM returns the flags of the short-lived tools (storage format).
+func toolJVM() []string {
+	return []string{"-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData", "-Djava.awt.headless=true"}
+}
 
 // Config describes a KRaft cluster. The zero value of every field means its
 // documented default.
@@ -115,10 +121,10 @@ func (c *Config) defaults() {
 		c.MinInSyncReplicas = min(2, c.ReplicationFactor)
 	}
 	if c.JVMOptions == nil {
-		c.JVMOptions = DefaultBrokerJVM
+		c.JVMOptions = DefaultBrokerJVM()
 	}
 	if c.ControllerJVMOptions == nil {
-		c.ControllerJVMOptions = DefaultControllerJVM
+		c.ControllerJVMOptions = DefaultControllerJVM()
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 2 * time.Minute
@@ -450,7 +456,7 @@ func (c *Cluster) format(ctx context.Context, n *node) error {
 	if err := c.writeProperties(n); err != nil {
 		return err
 	}
-	args := append(slices.Clone(toolJVM), "-Dlog4j2.configurationFile="+c.log4j, "-cp", c.classpath(),
+	args := append(toolJVM(), "-Dlog4j2.configurationFile="+c.log4j, "-cp", c.classpath(),
 		"kafka.tools.StorageTool", "format", "-t", c.clusterID, "-c", n.props)
 	p, err := startProc(c.launch, c.java, args, n.dir, n.log, os.Environ())
 	if err != nil {
@@ -732,12 +738,16 @@ func (c *Cluster) Kill(id int) error {
 	if err == nil && !n.running() {
 		err = fmt.Errorf("cluster %s: %s is not running", c.cfg.Name, n.name())
 	}
+	var p *proc
+	if err == nil {
+		p = n.p
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	n.p.kill()
-	c.log.Info("kafka node killed", "node", id, "pid", n.p.pid)
+	p.kill()
+	c.log.Info("kafka node killed", "node", id, "pid", p.pid)
 	return nil
 }
 
@@ -750,12 +760,16 @@ func (c *Cluster) Stop(ctx context.Context, id int) error {
 	if err == nil && !n.running() {
 		err = fmt.Errorf("cluster %s: %s is not running", c.cfg.Name, n.name())
 	}
+	var p *proc
+	if err == nil {
+		p = n.p
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	begin := time.Now()
-	graceful := n.p.stop(ctx, time.Minute)
+	graceful := p.stop(ctx, time.Minute)
 	c.log.Info("kafka node stopped", "node", id, "graceful", graceful, "seconds", time.Since(begin).Seconds())
 	return nil
 }
@@ -783,9 +797,12 @@ func (c *Cluster) waitStarted(ctx context.Context, n *node) error {
 		return c.waitReady(ctx, n, []int{n.id})
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(n.ctrlPort))
+	c.mu.Lock()
+	p := n.p
+	c.mu.Unlock()
 	for {
-		if n.p.exited() {
-			return fmt.Errorf("cluster %s: %w", c.cfg.Name, n.p.exitError(n.name()))
+		if p.exited() {
+			return fmt.Errorf("cluster %s: %w", c.cfg.Name, p.exitError(n.name()))
 		}
 		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			conn.Close()

@@ -27,12 +27,10 @@ const (
 	PolicyDefault = "default"
 )
 
-// DefaultMirrorMakerJVM are the JVM flags of a MirrorMaker 2 worker unless
-// MM2Config.JVMOptions replaces them (see DefaultBrokerJVM).
-var DefaultMirrorMakerJVM = []string{
-	"-Xms64m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:MaxInlineLevel=15",
-	"-XX:+ExitOnOutOfMemoryError", "-XX:-UsePerfData", "-Djava.awt.headless=true",
-}
+// DefaultMirrorMakerJVM returns the JVM flags of a MirrorMaker 2 worker
+// unless MM2Config.JVMOptions replaces them: the broker's
+// (DefaultBrokerJVM).
+func DefaultMirrorMakerJVM() []string { return DefaultBrokerJVM() }
 
 // mm2Started is what MirrorMaker 2 logs once its herders are running.
 const mm2Started = "Kafka MirrorMaker started"
@@ -123,7 +121,7 @@ func StartMirrorMaker(ctx context.Context, cfg MM2Config) (_ *MirrorMaker, err e
 		cfg.StartTimeout = 2 * time.Minute
 	}
 	if cfg.JVMOptions == nil {
-		cfg.JVMOptions = DefaultMirrorMakerJVM
+		cfg.JVMOptions = DefaultMirrorMakerJVM()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -161,11 +161,9 @@ func tail(path string, n int) string {
 // exitError describes why a process that should be running is not: its
 // exit status, the tail of its log and where the full log is.
 func (p *proc) exitError(what string) error {
-	st := "exited"
+	st := "exited with status 0"
 	if p.err != nil {
 		st = p.err.Error()
-	} else {
-		st = "exited with status 0"
 	}
 	return fmt.Errorf("%s %s; last lines of %s:\n%s", what, st, p.log, tail(p.log, tailLines))
 }
