@@ -44,15 +44,8 @@ test-deps: ## Install the Debian tools the tests use (prometheus, kcat, chromium
 	@bash scripts/test-deps.sh
 
 .PHONY: test
-test: test-deps ## Run every test (race detector on), the scenario library, then the fuzz targets briefly.
-	$(GO) test -race -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v '/scenarios$$')
-	@# Killing embedded brokers while consumer groups heartbeat trips a data
-	@# race inside kfake itself (RemoveNode vs. the group coordinator lookup),
-	@# so the scenario library and the tests built with !race run without
-	@# the race detector.
-	$(GO) test -p 1 -timeout $(TEST_TIMEOUT) ./scenarios/ ./controller/local/ ./mirror/
-	$(MAKE) test-k8s
-	$(MAKE) fuzz
+test: test-deps ## Run every test tier: race-enabled packages, the scenario library, real Kafka and MirrorMaker 2, a real API server, fuzzing (scripts/test.sh).
+	@GO=$(GO) TEST_TIMEOUT=$(TEST_TIMEOUT) bash scripts/test.sh
 
 # The tests against a real Kubernetes control plane: every test named
 # *RealAPIServer*, in the packages that have them.
