@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kmtproject/kmt/controller/fleet"
 	"github.com/kmtproject/kmt/internal/embedded"
 	"github.com/kmtproject/kmt/internal/k8stest"
 	"github.com/kmtproject/kmt/internal/kafkaconf"
@@ -62,8 +62,28 @@ func newK8sRealEnv(t *testing.T) *k8sRealEnv {
 		if err := admin.CreateTopic("kmt-0", &sarama.TopicDetail{NumPartitions: 6, ReplicationFactor: 3}, false); err != nil {
 			t.Fatal(err)
 		}
+		// The deployed fleet's pods would create their accounting topic
+		// when they start publishing; kwok runs no containers, so the
+		// test does, and the controller's preflight finds it.
+		compact := "compact"
+		if err := admin.CreateTopic(fleet.DefaultTopic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 3,
+			ConfigEntries: map[string]*string{"cleanup.policy": &compact}}, false); err != nil {
+			t.Fatal(err)
+		}
 		admin.Close()
 	}
+	// The deployed fleet, for real: kwok runs no containers, so the test
+	// runs the kmt processes the fleet's pods would (a producer in the
+	// source region, kmt's reference mirror, a validating consumer in the
+	// destination), each publishing its accounting, for the controller's
+	// preflight and its exact final step. The processes die in the test's
+	// cleanup, before the clusters.
+	srcAddr, dstAddr := strings.Join(e.src.Addrs(), ","), strings.Join(e.dst.Addrs(), ",")
+	startKmt(t, "mirror", "mirror", "--source", srcAddr, "--destination", dstAddr, "--topics", "kmt-0", "--metrics-addr", "")
+	startKmt(t, "consumer", "consume", "--bootstrap-servers", dstAddr, "--topics", "kmt-0", "--group", "kmt-consumer",
+		"--id", "consumer-1", "--metrics-addr", "", "--accounting-interval", "300ms")
+	startKmt(t, "producer", "produce", "--bootstrap-servers", srcAddr, "--topics", "kmt-0", "--partitions", "6",
+		"--id", "producer-1", "--rate", "50", "--metrics-addr", "", "--accounting-interval", "300ms")
 	e.flags = []string{"--target", "kubernetes", "--prometheus-url", startPrometheus(t, prom),
 		"--k8s-source-kubeconfig", kubeconfig, "--k8s-destination-kubeconfig", kubeconfig,
 		"--k8s-source-bootstrap", strings.Join(e.src.Addrs(), ","),
@@ -182,7 +202,7 @@ func TestControllerRunKubernetesRealAPIServer(t *testing.T) {
 	srcBroker1 := e.podUID(t, "kmt-source", "kafka-broker-1")
 	dstBroker0 := e.podUID(t, "kmt-destination", "kafka-broker-0")
 	p := writeScenario(t, `name: k8s-real
-workload: {duration: 1s, loss_grace: 1s}
+workload: {duration: 1s, loss_grace: 5s}
 steps:
   - action: kill-broker
     cluster: source
@@ -281,19 +301,24 @@ steps:
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"controller", "run", "--scenario", p}, e.flags...)...)
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	var out bytes.Buffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The NetworkChaos object is listed as soon as kmt creates it; the
+	// Chaos Mesh stand-in records its spec a moment later.
 	var live []string
+	cut := func() bool {
+		return len(live) == 1 && e.cm.Seen()["kmt-destination/"+live[0]]["action"] == "partition"
+	}
 	for ctx.Err() == nil {
-		if live = e.liveChaos(t); len(live) > 0 {
+		if live = e.liveChaos(t); cut() {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if len(live) != 1 || e.cm.Seen()["kmt-destination/"+live[0]]["action"] != "partition" {
+	if !cut() {
 		t.Fatalf("the cut's NetworkChaos: %v\n%s", live, out.String())
 	}
 	// Wait for the fault to be reported injected, then interrupt.
