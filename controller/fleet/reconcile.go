@@ -359,7 +359,10 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	for _, l := range consRecs.Latency {
-		if l.Latency == nil {
+		if l.Latency == nil || !instances[l.Consumer+"/"+l.Instance] {
+			// Latency records are per process, not per topic: one of a
+			// consumer that published nothing about these topics belongs
+			// to another fleet sharing the accounting topic.
 			continue
 		}
 		s, err := l.Latency.Snapshot()
