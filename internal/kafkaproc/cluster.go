@@ -207,19 +207,8 @@ func StartCluster(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	c := &Cluster{cfg: cfg, home: home, java: java, ports: newPortPicker(), nodes: map[int]*node{},
 		log: cfg.Logger.With("cluster", cfg.Name)}
-	root := cfg.Dir
-	if root == "" {
-		if root, err = os.MkdirTemp("", "kmt-kafka-"); err != nil {
-			return nil, fmt.Errorf("cluster %s: run directory: %w", cfg.Name, err)
-		}
-		c.remove = root
-	}
-	c.dir = filepath.Join(root, cfg.Name)
-	if c.remove == "" {
-		c.remove = c.dir
-	}
-	if cfg.Keep {
-		c.remove = ""
+	if c.dir, c.remove, err = runDir(cfg.Dir, "kmt-kafka-", cfg.Name, cfg.Keep); err != nil {
+		return nil, fmt.Errorf("cluster %s: run directory: %w", cfg.Name, err)
 	}
 	if _, err := os.Stat(c.dir); err == nil {
 		return nil, fmt.Errorf("cluster %s: %s already exists; give an empty run directory", cfg.Name, c.dir)
@@ -733,16 +722,7 @@ func (c *Cluster) nodeLocked(id int) (*node, error) {
 // too) and returns once it is gone: no controlled shutdown, the
 // controller fences the broker when its session times out.
 func (c *Cluster) Kill(id int) error {
-	c.mu.Lock()
-	n, err := c.nodeLocked(id)
-	if err == nil && !n.running() {
-		err = fmt.Errorf("cluster %s: %s is not running", c.cfg.Name, n.name())
-	}
-	var p *proc
-	if err == nil {
-		p = n.p
-	}
-	c.mu.Unlock()
+	p, err := c.runningProc(id)
 	if err != nil {
 		return err
 	}
@@ -755,16 +735,7 @@ func (c *Cluster) Kill(id int) error {
 // moves its leaderships first), SIGKILLing it when it has not exited after
 // a minute or when ctx is done.
 func (c *Cluster) Stop(ctx context.Context, id int) error {
-	c.mu.Lock()
-	n, err := c.nodeLocked(id)
-	if err == nil && !n.running() {
-		err = fmt.Errorf("cluster %s: %s is not running", c.cfg.Name, n.name())
-	}
-	var p *proc
-	if err == nil {
-		p = n.p
-	}
-	c.mu.Unlock()
+	p, err := c.runningProc(id)
 	if err != nil {
 		return err
 	}
@@ -922,3 +893,38 @@ logger.authorizer.level = warn
 logger.zookeeper.name = org.apache.zookeeper
 logger.zookeeper.level = warn
 `
+
+// runningProc returns the process of node id, or an error when the node is
+// unknown or not running.
+func (c *Cluster) runningProc(id int) (*proc, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.nodeLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if !n.running() {
+		return nil, fmt.Errorf("cluster %s: %s is not running", c.cfg.Name, n.name())
+	}
+	return n.p, nil
+}
+
+// runDir returns the folder name gets under root (a new temporary folder
+// named prefix* when root is empty) and what Close removes: the temporary
+// root, or the folder itself, or nothing when keep is set.
+func runDir(root, prefix, name string, keep bool) (dir, remove string, err error) {
+	if root == "" {
+		if root, err = os.MkdirTemp("", prefix); err != nil {
+			return "", "", err
+		}
+		remove = root
+	}
+	dir = filepath.Join(root, name)
+	if remove == "" {
+		remove = dir
+	}
+	if keep {
+		remove = ""
+	}
+	return dir, remove, nil
+}

@@ -144,19 +144,8 @@ func StartMirrorMaker(ctx context.Context, cfg MM2Config) (_ *MirrorMaker, err e
 		cfg.Name = fmt.Sprintf("mm2-%d", rest)
 	}
 	m := &MirrorMaker{cfg: cfg, rest: rest, logger: cfg.Logger.With("worker", cfg.Name)}
-	root := cfg.Dir
-	if root == "" {
-		if root, err = os.MkdirTemp("", "kmt-mm2-"); err != nil {
-			return nil, fmt.Errorf("mirrormaker2 %s: run directory: %w", cfg.Name, err)
-		}
-		m.remove = root
-	}
-	m.dir = filepath.Join(root, cfg.Name)
-	if m.remove == "" {
-		m.remove = m.dir
-	}
-	if cfg.Keep {
-		m.remove = ""
+	if m.dir, m.remove, err = runDir(cfg.Dir, "kmt-mm2-", cfg.Name, cfg.Keep); err != nil {
+		return nil, fmt.Errorf("mirrormaker2 %s: run directory: %w", cfg.Name, err)
 	}
 	if err := os.MkdirAll(m.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("mirrormaker2 %s: %w", cfg.Name, err)
