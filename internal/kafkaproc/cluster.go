@@ -177,7 +177,6 @@ type Cluster struct {
 	clusterID string
 	log4j     string
 	launch    *launcher
-	ports     *portPicker
 	voters    string
 	template  string // a log dir formatted by StorageTool, see formatLike
 	log       *slog.Logger
@@ -205,7 +204,7 @@ func StartCluster(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if cfg.MinInSyncReplicas > cfg.ReplicationFactor {
 		return nil, fmt.Errorf("cluster %s: min.insync.replicas %d exceeds replication factor %d", cfg.Name, cfg.MinInSyncReplicas, cfg.ReplicationFactor)
 	}
-	c := &Cluster{cfg: cfg, home: home, java: java, ports: newPortPicker(), nodes: map[int]*node{},
+	c := &Cluster{cfg: cfg, home: home, java: java, nodes: map[int]*node{},
 		log: cfg.Logger.With("cluster", cfg.Name)}
 	if c.dir, c.remove, err = runDir(cfg.Dir, "kmt-kafka-", cfg.Name, cfg.Keep); err != nil {
 		return nil, fmt.Errorf("cluster %s: run directory: %w", cfg.Name, err)
@@ -339,7 +338,7 @@ func (c *Cluster) newNode(id int, broker, controller bool) (*node, error) {
 	var err error
 	pick := func(p *int) {
 		if err == nil {
-			*p, err = c.ports.pick()
+			*p, err = ports.pick()
 		}
 	}
 	if broker {

@@ -136,7 +136,7 @@ func StartMirrorMaker(ctx context.Context, cfg MM2Config) (_ *MirrorMaker, err e
 		}
 		rf = min(3, len(ids))
 	}
-	rest, err := newPortPicker().pick()
+	rest, err := ports.pick()
 	if err != nil {
 		return nil, fmt.Errorf("mirrormaker2: REST port: %w", err)
 	}

@@ -15,12 +15,18 @@ import (
 // the kernel's ephemeral range (net.ipv4.ip_local_port_range), which
 // outgoing connections never take, so a port cannot be grabbed by some
 // client's connect between the check and the JVM's bind; it never hands out
-// the same port twice.
+// the same port twice. One picker serves the whole process (ports): two
+// clusters started side by side must not both be handed a port that was
+// free when each checked it.
 type portPicker struct {
 	mu     sync.Mutex
 	given  map[int]bool
 	lo, hi int // range to draw from; hi == 0: let the kernel choose
 }
+
+// ports is the process's one port picker. A picker per cluster once gave
+// the source's broker 0 and the destination's broker 2 the same port.
+var ports = newPortPicker()
 
 func newPortPicker() *portPicker {
 	p := &portPicker{given: map[int]bool{}}
