@@ -177,6 +177,7 @@ type Cluster struct {
 	clusterID string
 	log4j     string
 	launch    *launcher
+	cds       *classData
 	voters    string
 	template  string // a log dir formatted by StorageTool, see formatLike
 	log       *slog.Logger
@@ -216,6 +217,7 @@ func StartCluster(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("cluster %s: %w", cfg.Name, err)
 	}
 	c.launch = newLauncher()
+	c.cds = newClassData(java, home, c.log)
 	defer func() {
 		if err != nil {
 			// The error names a log inside the directory: keep it.
@@ -503,13 +505,13 @@ func (c *Cluster) startLocked(n *node) error {
 			return fmt.Errorf("cluster %s: start %s: %w", c.cfg.Name, n.name(), err)
 		}
 	}
-	jvm := c.cfg.JVMOptions
+	jvm, role := c.cfg.JVMOptions, roleBroker
 	if !n.broker {
-		jvm = c.cfg.ControllerJVMOptions
+		jvm, role = c.cfg.ControllerJVMOptions, roleController
 	}
-	args := append(slices.Clone(jvm), "-Dlog4j2.configurationFile="+c.log4j, "-Dkafka.logs.dir="+n.dir,
-		"-cp", c.classpath(), "kafka.Kafka", n.props)
-	p, err := startProc(c.launch, c.java, args, n.dir, n.log, os.Environ())
+	args := []string{"-Dlog4j2.configurationFile=" + c.log4j, "-Dkafka.logs.dir=" + n.dir,
+		"-cp", c.classpath(), "kafka.Kafka", n.props}
+	p, err := startJVM(c.launch, c.cds, role, c.java, jvm, args, n.dir, n.log)
 	if err != nil {
 		return fmt.Errorf("cluster %s: start %s: %w", c.cfg.Name, n.name(), err)
 	}

@@ -188,9 +188,9 @@ func StartMirrorMaker(ctx context.Context, cfg MM2Config) (_ *MirrorMaker, err e
 		}
 	}()
 	begin := time.Now()
-	args := append(slices.Clone(cfg.JVMOptions), "-Dlog4j2.configurationFile="+log4j, "-Dkafka.logs.dir="+m.dir,
-		"-cp", filepath.Join(home, "libs", "*"), "org.apache.kafka.connect.mirror.MirrorMaker", m.props)
-	m.p, err = startProc(m.launch, java, args, m.dir, m.log, os.Environ())
+	args := []string{"-Dlog4j2.configurationFile=" + log4j, "-Dkafka.logs.dir=" + m.dir,
+		"-cp", filepath.Join(home, "libs", "*"), "org.apache.kafka.connect.mirror.MirrorMaker", m.props}
+	m.p, err = startJVM(m.launch, newClassData(java, home, m.logger), roleMirror, java, cfg.JVMOptions, args, m.dir, m.log)
 	if err != nil {
 		return nil, fmt.Errorf("mirrormaker2 %s: %w", cfg.Name, err)
 	}
