@@ -114,6 +114,7 @@ func classDataKey(java, home string) (string, error) {
 // done, to call with the JVM once it has exited (nil: it never started).
 type archiving struct {
 	flags []string
+	dumps bool // the JVM writes the archive as it exits
 	done  func(*proc)
 }
 
@@ -172,6 +173,7 @@ func (cd *classData) forRole(role string, jvm []string) archiving {
 	tmp := fmt.Sprintf("%s.%d.tmp", archive, time.Now().UnixNano())
 	return archiving{
 		flags: []string{"-XX:ArchiveClassesAtExit=" + tmp},
+		dumps: true,
 		done: func(p *proc) {
 			defer os.Remove(lock)
 			if st, err := os.Stat(tmp); err != nil || st.Size() == 0 || !exitedByItself(p) {
@@ -198,6 +200,7 @@ func startJVM(l *launcher, cd *classData, role, java string, jvm, args []string,
 		a.done(nil)
 		return nil, err
 	}
+	p.dumping = a.dumps
 	go func() {
 		<-p.done
 		a.done(p)

@@ -75,7 +75,14 @@ type proc struct {
 	done chan struct{} // closed when the process has been reaped
 	err  error         // Wait's result, set before done is closed
 	log  string        // the file its output goes to
+	// dumping: the JVM writes a class-data archive as it exits (see
+	// classData), which a graceful stop waits for longer.
+	dumping bool
 }
+
+// dumpGrace is the least time a graceful stop gives a JVM that writes a
+// class-data archive as it exits.
+const dumpGrace = 45 * time.Second
 
 // startProc starts java with args, stdout and stderr appended to logPath.
 func startProc(l *launcher, java string, args []string, dir, logPath string, env []string) (*proc, error) {
@@ -122,13 +129,16 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-// stop sends SIGTERM, waits for the exit until ctx is done or grace has
-// passed, then SIGKILLs. It reports whether the exit was graceful.
+// stop sends SIGTERM, waits for the exit until ctx is done or grace (at
+// least dumpGrace for a JVM writing an archive) has passed, then SIGKILLs. It reports whether the exit was graceful.
 func (p *proc) stop(ctx context.Context, grace time.Duration) bool {
 	if p.exited() {
 		return true
 	}
 	p.signal(syscall.SIGTERM)
+	if p.dumping {
+		grace = max(grace, dumpGrace)
+	}
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
