@@ -129,8 +129,30 @@ func exitedByItself(p *proc) bool {
 }
 
 // creatingStale is how old an archive's lock file must be to be taken
-// over: its JVM died without removing it.
+// over even though the process that wrote it seems alive.
 const creatingStale = 10 * time.Minute
+
+// lockStale reports whether the archive lock file at path was left behind:
+// the process named in it is gone (killed before its JVM exited), or it is
+// older than creatingStale.
+func lockStale(path string) bool {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	if time.Since(st.ModTime()) >= creatingStale {
+		return true
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return time.Since(st.ModTime()) > 5*time.Second // being written, or garbage
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
 
 // forRole returns the flags of a JVM of role. When the role's archive
 // exists the JVM maps it; when none exists and no other JVM is writing it,
@@ -159,8 +181,7 @@ func (cd *classData) forRole(role string, jvm []string) archiving {
 	lock := archive + ".creating"
 	f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		st, serr := os.Stat(lock)
-		if serr != nil || time.Since(st.ModTime()) < creatingStale {
+		if !lockStale(lock) {
 			return nop // another JVM writes it
 		}
 		_ = os.Remove(lock)
