@@ -369,17 +369,25 @@ func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafk
 			}
 			slog.Info("partitions reassigned", "cluster", c, "topic", t.Name, "brokers", brokers)
 		}
+		parts := map[string][]int32{}
+		for _, t := range md {
+			for _, p := range t.Partitions {
+				parts[t.Name] = append(parts[t.Name], p.ID)
+			}
+		}
 		for {
 			pending := 0
 			for _, t := range md {
-				st, err := a.ListPartitionReassignments(t.Name, nil)
+				// The partitions are named: sarama cannot encode a topic
+				// with a null partition list ("all of them").
+				st, err := a.ListPartitionReassignments(t.Name, parts[t.Name])
 				if err != nil {
 					return fmt.Errorf("processes: reassignment of %s on %s: %w", t.Name, c, err)
 				}
 				pending += len(st[t.Name])
 			}
 			if pending == 0 {
-				return nil
+				break
 			}
 			select {
 			case <-ctx.Done():
@@ -387,7 +395,75 @@ func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafk
 			case <-time.After(500 * time.Millisecond):
 			}
 		}
+		return electPreferred(ctx, a, c, names, parts)
 	})
+}
+
+// inSyncWait bounds how long electPreferred waits for the preferred
+// leaders to be in sync before it elects those that are.
+const inSyncWait = 2 * time.Minute
+
+// electPreferred moves the leadership of parts to their preferred replica
+// (the first of the replica list a reassignment wrote). A reassignment
+// moves leadership only off brokers that lose their replica: without an
+// election a new broker would hold replicas and lead nothing until Kafka's
+// automatic leader rebalance (auto.leader.rebalance.enable, every
+// leader.imbalance.check.interval.seconds, 300 s by default) got to it.
+// A preferred replica must be in sync to lead, so it first waits, at most
+// inSyncWait, until every partition's ISR holds all its replicas (a broker
+// a resize restarted may still be catching up).
+func electPreferred(ctx context.Context, a sarama.ClusterAdmin, c controller.Cluster, names []string, parts map[string][]int32) error {
+	begin := time.Now()
+	var before map[int32]int // leaderships per broker before the election
+	for {
+		md, err := a.DescribeTopics(names)
+		if err != nil {
+			return fmt.Errorf("processes: preferred leaders on %s: %w", c, err)
+		}
+		short := 0
+		before = map[int32]int{}
+		for _, t := range md {
+			for _, p := range t.Partitions {
+				if len(p.Isr) < len(p.Replicas) {
+					short++
+				}
+				before[p.Leader]++
+			}
+		}
+		if short == 0 {
+			break
+		}
+		if time.Since(begin) > inSyncWait {
+			slog.Warn("partitions not in sync, electing preferred leaders anyway", "cluster", c, "partitions", short, "waited", inSyncWait)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("processes: preferred leaders on %s: %d partitions under-replicated: %w", c, short, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	res, err := a.ElectLeaders(sarama.PreferredElection, parts)
+	if err != nil {
+		return fmt.Errorf("processes: preferred leader election on %s: %w", c, err)
+	}
+	var moved, already, unavailable int
+	for topic, ps := range res {
+		for p, r := range ps {
+			switch {
+			case r == nil || errors.Is(r.ErrorCode, sarama.ErrNoError):
+				moved++
+			case errors.Is(r.ErrorCode, sarama.ErrElectionNotNeeded):
+				already++
+			case errors.Is(r.ErrorCode, sarama.ErrPreferredLeaderNotAvailable):
+				unavailable++
+			default:
+				return fmt.Errorf("processes: preferred leader election of %s/%d on %s: %w", topic, p, c, r.ErrorCode)
+			}
+		}
+	}
+	slog.Info("preferred leaders elected", "cluster", c, "moved", moved, "already_preferred", already, "not_in_sync", unavailable, "leaders_per_broker_before", before)
+	return nil
 }
 
 // Brokers returns the number of running brokers of cluster.
