@@ -11,10 +11,10 @@
 //
 // Faults act on the processes: kill-broker SIGKILLs a broker's JVM,
 // restart-broker starts it again on its log dir, resize-cluster stops
-// brokers or starts them (restarting stopped ones first, then new ones)
-// and reassigns the workload's partitions over the running brokers
-// through the admin API, scale-replicator and kill-replicator start, stop
-// and SIGKILL MirrorMaker 2 processes.
+// brokers or starts them (restarting stopped ones first, then new ones),
+// reassigns the workload's partitions over the running brokers through the
+// admin API and elects their preferred leaders, scale-replicator and
+// kill-replicator start, stop and SIGKILL MirrorMaker 2 processes.
 package processes
 
 import (
@@ -283,8 +283,9 @@ func (tp *topology) RestartBroker(ctx context.Context, c controller.Cluster, id 
 // ResizeCluster stops the newest running brokers (a controlled shutdown)
 // or starts brokers until n run: brokers a resize stopped come back first
 // on their log dirs, then new ones join. After growing, the workload's
-// partitions are reassigned over the running brokers so the new ones
-// carry replicas and leaderships.
+// partitions are reassigned over the running brokers and their preferred
+// leaders elected, so the new ones carry replicas and leaderships. A
+// shrink reassigns nothing: the stopped brokers' replicas stay offline.
 func (tp *topology) ResizeCluster(ctx context.Context, c controller.Cluster, n int) error {
 	cl, err := tp.cluster(c)
 	if err != nil {
@@ -332,7 +333,9 @@ var workloadTopic = regexp.MustCompile(`^(source\.)?kmt-`)
 
 // reassign spreads the replicas of every workload topic of cluster over
 // its running brokers, round robin, keeping each partition's replication
-// factor, and waits until the reassignments finished.
+// factor, waits until the reassignments finished, then elects each
+// partition's preferred leader (the first replica of the plan, so the
+// leaderships are spread round robin too).
 func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafkaproc.Cluster) error {
 	brokers := cl.Running()
 	sort.Ints(brokers)
