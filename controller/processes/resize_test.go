@@ -20,6 +20,7 @@ import (
 	"github.com/kmtproject/kmt/controller/processes"
 	"github.com/kmtproject/kmt/controller/scenario"
 	"github.com/kmtproject/kmt/internal/kafkatest"
+	"github.com/kmtproject/kmt/internal/results"
 )
 
 // growWorkload is how long the grow-source-cluster workload runs here.
@@ -34,7 +35,9 @@ const growWorkload = 30 * time.Second
 //
 // It checks, independently of kmt's code:
 //   - the scenario's declared verdict (lost 0, reordered 0, throughput
-//     recovers);
+//     recovers), or INCONCLUSIVE when only the machine running the test
+//     saturated (as the library test on the local target allows); lost 0
+//     and reordered 0 hold either way;
 //   - the source's metadata read with franz-go's kmsg: 4 brokers; every
 //     partition of the workload has exactly RF replicas, its ISR is all of
 //     them, the new broker holds its share of the replicas and leads its
@@ -77,7 +80,16 @@ func TestResizeReassignsOntoNewBrokers(t *testing.T) {
 	}
 	s := res.Summary
 	t.Logf("summary %+v", s)
-	if res.Verdict != sc.Verdict {
+	switch {
+	case res.Verdict == sc.Verdict:
+	case sc.Verdict == results.Pass && res.Verdict == results.Inconclusive && s.NotDrained == 0 &&
+		len(s.Warnings) > 0 && strings.HasPrefix(s.Warnings[0], "the test rig saturated"):
+		// The machine running the test starved it (other JVMs, other
+		// test packages): the verdict rightly says so instead of passing.
+		// What this test is about, placement and exact counts, is still
+		// checked below.
+		t.Logf("INCONCLUSIVE on this machine: %q", s.Warnings)
+	default:
 		t.Errorf("verdict %s, the file declares %s", res.Verdict, sc.Verdict)
 	}
 	if s.Lost != 0 || s.Reordered != 0 || s.Received == 0 {
