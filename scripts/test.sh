@@ -7,7 +7,8 @@
 #      background at the lowest CPU priority: cold it is the longest piece
 #      (10-20 minutes of CPU), and the tiers before it mostly wait on timers
 #   2. every package with the race detector (embedded clusters, real
-#      Prometheus, kcat, chromium, real Kafka processes in internal/kafkaproc)
+#      Prometheus, kcat, chromium, real Kafka processes in internal/kafkaproc
+#      and controller/processes)
 #   3. the scenario library on the local target and the tests built !race
 #      (kfake itself has a data race when brokers are killed)
 #   4. the end-to-end tests against a real one-broker Apache Kafka

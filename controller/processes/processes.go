@@ -11,10 +11,10 @@
 //
 // Faults act on the processes: kill-broker SIGKILLs a broker's JVM,
 // restart-broker starts it again on its log dir, resize-cluster stops
-// brokers or starts them (restarting stopped ones first, then new ones)
-// and reassigns the workload's partitions over the running brokers
-// through the admin API, scale-replicator and kill-replicator start, stop
-// and SIGKILL MirrorMaker 2 processes.
+// brokers or starts them (restarting stopped ones first, then new ones),
+// reassigns the workload's partitions over the running brokers through the
+// admin API and elects their preferred leaders, scale-replicator and
+// kill-replicator start, stop and SIGKILL MirrorMaker 2 processes.
 package processes
 
 import (
@@ -283,8 +283,9 @@ func (tp *topology) RestartBroker(ctx context.Context, c controller.Cluster, id 
 // ResizeCluster stops the newest running brokers (a controlled shutdown)
 // or starts brokers until n run: brokers a resize stopped come back first
 // on their log dirs, then new ones join. After growing, the workload's
-// partitions are reassigned over the running brokers so the new ones
-// carry replicas and leaderships.
+// partitions are reassigned over the running brokers and their preferred
+// leaders elected, so the new ones carry replicas and leaderships. A
+// shrink reassigns nothing: the stopped brokers' replicas stay offline.
 func (tp *topology) ResizeCluster(ctx context.Context, c controller.Cluster, n int) error {
 	cl, err := tp.cluster(c)
 	if err != nil {
@@ -332,7 +333,9 @@ var workloadTopic = regexp.MustCompile(`^(source\.)?kmt-`)
 
 // reassign spreads the replicas of every workload topic of cluster over
 // its running brokers, round robin, keeping each partition's replication
-// factor, and waits until the reassignments finished.
+// factor, waits until the reassignments finished, then elects each
+// partition's preferred leader (the first replica of the plan, so the
+// leaderships are spread round robin too).
 func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafkaproc.Cluster) error {
 	brokers := cl.Running()
 	sort.Ints(brokers)
@@ -369,17 +372,25 @@ func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafk
 			}
 			slog.Info("partitions reassigned", "cluster", c, "topic", t.Name, "brokers", brokers)
 		}
+		parts := map[string][]int32{}
+		for _, t := range md {
+			for _, p := range t.Partitions {
+				parts[t.Name] = append(parts[t.Name], p.ID)
+			}
+		}
 		for {
 			pending := 0
 			for _, t := range md {
-				st, err := a.ListPartitionReassignments(t.Name, nil)
+				// The partitions are named: sarama cannot encode a topic
+				// with a null partition list ("all of them").
+				st, err := a.ListPartitionReassignments(t.Name, parts[t.Name])
 				if err != nil {
 					return fmt.Errorf("processes: reassignment of %s on %s: %w", t.Name, c, err)
 				}
 				pending += len(st[t.Name])
 			}
 			if pending == 0 {
-				return nil
+				break
 			}
 			select {
 			case <-ctx.Done():
@@ -387,7 +398,75 @@ func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafk
 			case <-time.After(500 * time.Millisecond):
 			}
 		}
+		return electPreferred(ctx, a, c, names, parts)
 	})
+}
+
+// inSyncWait bounds how long electPreferred waits for the preferred
+// leaders to be in sync before it elects those that are.
+const inSyncWait = 2 * time.Minute
+
+// electPreferred moves the leadership of parts to their preferred replica
+// (the first of the replica list a reassignment wrote). A reassignment
+// moves leadership only off brokers that lose their replica: without an
+// election a new broker would hold replicas and lead nothing until Kafka's
+// automatic leader rebalance (auto.leader.rebalance.enable, every
+// leader.imbalance.check.interval.seconds, 300 s by default) got to it.
+// A preferred replica must be in sync to lead, so it first waits, at most
+// inSyncWait, until every partition's ISR holds all its replicas (a broker
+// a resize restarted may still be catching up).
+func electPreferred(ctx context.Context, a sarama.ClusterAdmin, c controller.Cluster, names []string, parts map[string][]int32) error {
+	begin := time.Now()
+	var before map[int32]int // leaderships per broker before the election
+	for {
+		md, err := a.DescribeTopics(names)
+		if err != nil {
+			return fmt.Errorf("processes: preferred leaders on %s: %w", c, err)
+		}
+		short := 0
+		before = map[int32]int{}
+		for _, t := range md {
+			for _, p := range t.Partitions {
+				if len(p.Isr) < len(p.Replicas) {
+					short++
+				}
+				before[p.Leader]++
+			}
+		}
+		if short == 0 {
+			break
+		}
+		if time.Since(begin) > inSyncWait {
+			slog.Warn("partitions not in sync, electing preferred leaders anyway", "cluster", c, "partitions", short, "waited", inSyncWait)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("processes: preferred leaders on %s: %d partitions under-replicated: %w", c, short, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	res, err := a.ElectLeaders(sarama.PreferredElection, parts)
+	if err != nil {
+		return fmt.Errorf("processes: preferred leader election on %s: %w", c, err)
+	}
+	var moved, already, unavailable int
+	for topic, ps := range res {
+		for p, r := range ps {
+			switch {
+			case r == nil || errors.Is(r.ErrorCode, sarama.ErrNoError):
+				moved++
+			case errors.Is(r.ErrorCode, sarama.ErrElectionNotNeeded):
+				already++
+			case errors.Is(r.ErrorCode, sarama.ErrPreferredLeaderNotAvailable):
+				unavailable++
+			default:
+				return fmt.Errorf("processes: preferred leader election of %s/%d on %s: %w", topic, p, c, r.ErrorCode)
+			}
+		}
+	}
+	slog.Info("preferred leaders elected", "cluster", c, "moved", moved, "already_preferred", already, "not_in_sync", unavailable, "leaders_per_broker_before", before)
+	return nil
 }
 
 // Brokers returns the number of running brokers of cluster.
