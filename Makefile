@@ -86,6 +86,10 @@ perf-real-kafka: build ## Compare kmt produce/consume with Kafka's ProducerPerfo
 test-processes: ## Run the scenario set on real Kafka clusters and MirrorMaker 2 (processes target), every count checked against both clusters read back.
 	KMT_TEST_PROCESSES=1 $(GO) test -count 1 -p 1 -v -timeout 60m -run TestProcessesLibrary ./scenarios/
 
+.PHONY: startup-time
+startup-time: build ## Time kmt local --kafka-home to its first status line (RUNS=3; figures in docs/performance.md).
+	@kh=$$(bash scripts/kafka.sh | tail -1) && bash scripts/startup-time.sh $(BIN) "$$kh" $${RUNS:-3}
+
 .PHONY: kafka
 kafka: ## Assemble Apache Kafka (brokers, MirrorMaker 2, perf tools) from Maven Central into a cache outside git; prints its folder last.
 	@bash scripts/kafka.sh
