@@ -24,7 +24,7 @@ const processesWorkload = 30 * time.Second
 // MirrorMaker 2, each against the verdict its file declares.
 var processesSet = []string{
 	"kill-source-broker", "kill-destination-broker", "kill-replicator", "wan-cut", "add-partitions",
-	"durability-acks-all", "durability-acks-1-unclean",
+	"durability-acks-all", "durability-acks-1-unclean", "scale-replicator-1-3-1", "new-topic",
 }
 
 // ProcessesEnv turns TestProcessesLibrary on: "1" runs the whole set, a
