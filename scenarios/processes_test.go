@@ -108,7 +108,10 @@ func TestProcessesLibrary(t *testing.T) {
 // checkProcessesTruth reads both clusters back with kcat, to the end of
 // every partition, parses kmt's encoding by hand (kafkatest.ReadTopicKcat:
 // neither kmt's client nor its decoder) and checks the summary against
-// them.
+// them. How many messages each stream sent is its end-of-stream marker:
+// the destination's, or the source's when the replicator never copied it
+// (then the destination misses the stream's whole tail, which the
+// destination alone cannot show).
 func checkProcessesTruth(t *testing.T, tg *processes.Target, sc *scenario.Scenario, res *results.Results) {
 	t.Helper()
 	var opts []kafkatest.KcatOption
@@ -116,18 +119,52 @@ func checkProcessesTruth(t *testing.T, tg *processes.Target, sc *scenario.Scenar
 		opts = append(opts, kafkatest.KcatBody()) // headers: false, the in-body encoding
 	}
 	s := res.Summary
+	srcTopics, dstTopics := tg.Topics(), tg.DestinationTopics()
+	// The source: each stream's sequences and its end marker, by source
+	// topic name.
+	src := map[kafkatest.Stream]map[int]bool{}
+	srcEnds := map[kafkatest.Stream]int{}
+	for _, topic := range srcTopics {
+		tr := kafkatest.ReadTopicKcat(t, tg.SourceAddrs(), topic, opts...)
+		for st, arr := range tr.Streams {
+			src[st] = seqs(arr)
+		}
+		for st, end := range tr.Ends {
+			srcEnds[st] = end
+		}
+	}
+	// The destination, by source topic name.
+	dst := map[kafkatest.Stream]map[int]bool{}
 	var unique, dups, reordered, missing int
-	for _, topic := range tg.DestinationTopics() {
+	for i, topic := range dstTopics {
 		tr := kafkatest.ReadTopicKcat(t, tg.DestinationAddrs(), topic, opts...)
+		for st, end := range srcEnds {
+			if st.Topic != srcTopics[i] {
+				continue
+			}
+			d := st
+			d.Topic = topic
+			if _, ok := tr.Ends[d]; !ok {
+				tr.Ends[d] = end
+				if _, ok := tr.Streams[d]; !ok {
+					tr.Streams[d] = nil // never replicated at all: all missing
+				}
+			}
+		}
 		u, d, r, m := tr.Counts()
 		unique, dups, reordered = unique+u, dups+d, reordered+r
-		for _, seqs := range m {
-			missing += len(seqs)
+		for _, q := range m {
+			missing += len(q)
 		}
 		if tr.Foreign != 0 {
 			t.Errorf("%s holds %d foreign records", topic, tr.Foreign)
 		}
+		for st, arr := range tr.Streams {
+			st.Topic = srcTopics[i]
+			dst[st] = seqs(arr)
+		}
 	}
+	t.Logf("read back by kcat: the destination holds %d unique messages, %d duplicates, %d reordered, misses %d", unique, dups, reordered, missing)
 	if uint64(unique) != s.Received || uint64(dups) != s.Duplicated || uint64(reordered) != s.Reordered {
 		t.Errorf("destination read back: %d unique, %d duplicates, %d reordered; summary %d received, %d duplicated, %d reordered",
 			unique, dups, reordered, s.Received, s.Duplicated, s.Reordered)
@@ -135,36 +172,22 @@ func checkProcessesTruth(t *testing.T, tg *processes.Target, sc *scenario.Scenar
 	if uint64(missing) != s.Lost+s.NeverAcked {
 		t.Errorf("destination read back misses %d messages; summary lost %d + never acked %d", missing, s.Lost, s.NeverAcked)
 	}
-	if s.Lost == 0 {
-		return
-	}
-	// Every lost message is located, and those located in the source are
-	// missing from the source read back.
-	src := map[kafkatest.Stream]map[int]bool{}
-	for _, topic := range tg.Topics() {
-		tr := kafkatest.ReadTopicKcat(t, tg.SourceAddrs(), topic, opts...)
-		for st, arr := range tr.Streams {
-			seen := map[int]bool{}
-			for _, a := range arr {
-				seen[a.Seq] = true
-			}
-			src[st] = seen
-		}
-	}
+	// Every lost message is located, and where it is said to be missing
+	// agrees with the read-back: [source] not in the source, [replicator]
+	// in the source and not in the destination, [consumer] in the
+	// destination.
 	var located uint64
 	for _, a := range res.Anomalies {
 		if a.Kind != "lost" {
 			continue
 		}
 		located += a.Count
-		if a.Where != readback.NotInSource {
-			continue
-		}
 		st := kafkatest.Stream{Topic: a.Stream.Topic, Producer: a.Stream.Producer, Run: a.Stream.Run, Key: int(a.Stream.Key)}
 		for _, r := range a.Ranges {
 			for q := r.Lo; q < r.Hi; q++ {
-				if src[st][int(q)] {
-					t.Errorf("%v sequence %d reported lost in the source, the source holds it", st, q)
+				inSrc, inDst := src[st][int(q)], dst[st][int(q)]
+				if (a.Where == readback.NotInSource && inSrc) || (a.Where == readback.NotReplicated && (!inSrc || inDst)) || (a.Where == readback.NotConsumed && !inDst) {
+					t.Errorf("%v sequence %d reported lost [%s]; read back: in the source %t, in the destination %t", st, q, a.Where, inSrc, inDst)
 				}
 			}
 		}
@@ -172,4 +195,13 @@ func checkProcessesTruth(t *testing.T, tg *processes.Target, sc *scenario.Scenar
 	if located != s.Lost {
 		t.Errorf("anomalies list %d lost messages, the summary %d", located, s.Lost)
 	}
+}
+
+// seqs returns the set of sequences in arr.
+func seqs(arr []kafkatest.Arrival) map[int]bool {
+	out := make(map[int]bool, len(arr))
+	for _, a := range arr {
+		out[a.Seq] = true
+	}
+	return out
 }
