@@ -86,7 +86,7 @@ func TestProcessesLibrary(t *testing.T) {
 				t.Fatalf("run: %v", err)
 			}
 			for _, s := range res.Steps {
-				t.Logf("step %d %s (%s)", s.Index, s.Description, s.Verdict)
+				t.Logf("step %d %s (%s), took %s", s.Index, s.Description, s.Verdict, s.End.Sub(s.Start).Round(100*time.Millisecond))
 				for _, a := range s.Assertions {
 					t.Logf("  %s measured %s pass %v", a.Expr, a.Measured, a.Pass)
 				}
