@@ -41,8 +41,9 @@ const ProcessesEnv = "KMT_TEST_PROCESSES"
 // with kmt's encoding parsed by hand (kafkatest.ReadTopicKcat): the destination
 // holds exactly the unique, duplicated and reordered messages the summary
 // reports, and what it misses is exactly what was lost or never
-// acknowledged; a message reported lost in the source is missing from the
-// source read back. Without a Kafka distribution, Java or kcat the test is
+// acknowledged; where each lost message is said to be missing (source,
+// replicator, consumer) agrees with both read-backs. Without a Kafka
+// distribution, Java or kcat the test is
 // skipped, except under CI=true where it fails.
 //
 // The set on a loaded 2-core machine: see docs/performance.md.
