@@ -123,7 +123,7 @@ func TestBrokerKillStopRestartAdd(t *testing.T) {
 	}
 
 	// Ground truth, read by kcat: every acknowledged record, once.
-	got := distinctValues(t, kcatRead(t, c.Bootstrap(), topic))
+	got := distinctValues(t, kafkatest.KcatRead(t, c.Bootstrap(), topic))
 	for i := range 600 {
 		if _, ok := got[fmt.Sprintf("value-%d", i)]; !ok {
 			t.Errorf("acknowledged record value-%d missing", i)

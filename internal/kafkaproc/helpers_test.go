@@ -2,17 +2,15 @@ package kafkaproc_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kmtproject/kmt/internal/kafkatest"
 )
 
 // client returns a franz-go client on brokers, closed when the test ends.
@@ -113,50 +111,10 @@ func produce(t *testing.T, cl *kgo.Client, topic string, from, n int, headers ..
 	}
 }
 
-// kcatRecord is one record as kcat -J prints it.
-type kcatRecord struct {
-	Partition int      `json:"partition"`
-	Offset    int64    `json:"offset"`
-	Key       string   `json:"key"`
-	Payload   string   `json:"payload"`
-	Headers   []string `json:"headers"`
-}
-
-// kcatRead reads topic from brokers from the beginning to the end with
-// kcat, an independent client.
-func kcatRead(t *testing.T, brokers []string, topic string) []kcatRecord {
-	t.Helper()
-	path, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("kcat is not installed but CI=true: scripts/test-deps.sh (make test-deps) installs it")
-		}
-		t.Skip("kcat is not installed (make test-deps installs it)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, path, "-b", strings.Join(brokers, ","), "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J").Output()
-	if err != nil {
-		t.Fatalf("kcat %s: %v", topic, err)
-	}
-	var recs []kcatRecord
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if line == "" {
-			continue
-		}
-		var r kcatRecord
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("kcat output %q: %v", line, err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
-}
-
 // distinctValues counts the distinct payloads and fails on a duplicate.
-func distinctValues(t *testing.T, recs []kcatRecord) map[string]kcatRecord {
+func distinctValues(t *testing.T, recs []kafkatest.KcatRecord) map[string]kafkatest.KcatRecord {
 	t.Helper()
-	seen := map[string]kcatRecord{}
+	seen := map[string]kafkatest.KcatRecord{}
 	for _, r := range recs {
 		if _, dup := seen[r.Payload]; dup {
 			t.Errorf("record %q read twice", r.Payload)

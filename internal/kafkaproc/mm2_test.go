@@ -80,7 +80,7 @@ func TestMirrorMakerReplicatesThroughTheWANLink(t *testing.T) {
 	link.Heal()
 	waitRecords(t, dst.Bootstrap(), topic, 300)
 
-	got := distinctValues(t, kcatRead(t, dst.Bootstrap(), topic))
+	got := distinctValues(t, kafkatest.KcatRead(t, dst.Bootstrap(), topic))
 	if len(got) != 300 {
 		t.Errorf("kcat read %d distinct records in the destination, want 300", len(got))
 	}

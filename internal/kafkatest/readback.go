@@ -1,6 +1,7 @@
 // Package kafkatest holds test helpers that establish ground truth
-// independently of kmt's own code: it reads topics back with a different
-// Kafka client (franz-go's kgo) and parses kmt's headers by hand.
+// independently of kmt's own code: it reads topics back with clients kmt
+// does not use (kcat, a librdkafka program: ReadTopicKcat; franz-go's kgo:
+// ReadTopic) and parses kmt's encoding by hand, not with kmt's decoder.
 package kafkatest
 
 import (
@@ -70,10 +71,11 @@ func (tr *Truth) Counts() (unique, dups, reordered int, missing map[Stream][]int
 	return unique, dups, reordered, missing
 }
 
-// ReadTopic reads every record of topic from brokers, from the start until
-// no record arrived for quiet (ten times quiet before the first record), and
-// classifies them. opts are extra client
-// options, e.g. TLS and SASL for a secured cluster (see Secured).
+// ReadTopic reads every record of topic from brokers with franz-go, from
+// the start until no record arrived for quiet (ten times quiet before the
+// first record), and classifies them (header encoding). opts are extra
+// client options, e.g. TLS and SASL for a secured cluster (see Secured).
+// ReadTopicKcat reads the same with kcat, to the end of every partition.
 func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration, opts ...kgo.Opt) *Truth {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{
@@ -85,7 +87,6 @@ func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration
 		t.Fatalf("read back %s: %v", topic, err)
 	}
 	defer cl.Close()
-	tr := &Truth{Streams: map[Stream][]Arrival{}, Ends: map[Stream]int{}}
 	type rec struct {
 		part   int32
 		offset int64
@@ -110,25 +111,68 @@ func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration
 			last = time.Now()
 		})
 	}
-	sort.Slice(recs, func(i, j int) bool {
-		if recs[i].part != recs[j].part {
-			return recs[i].part < recs[j].part
+	raw := make([]rawRecord, len(recs))
+	for i, x := range recs {
+		raw[i] = rawRecord{partition: x.part, offset: x.offset, key: string(x.r.Key), value: string(x.r.Value)}
+		for _, h := range x.r.Headers {
+			raw[i].headers = append(raw[i].headers, [2]string{h.Key, string(h.Value)})
+		}
+	}
+	return classify(topic, raw, false)
+}
+
+// rawRecord is one record as a reader got it, before classification.
+type rawRecord struct {
+	partition int32
+	offset    int64
+	key       string
+	value     string
+	headers   [][2]string // name, value
+}
+
+// classify sorts recs by partition and offset and sorts them into kmt's
+// streams, end-of-stream markers and foreign records, parsing kmt's
+// encoding by hand: the header encoding, or with body the in-body one.
+// Both readers (ReadTopic, ReadTopicKcat) end here, so their counts can
+// differ only by what they read.
+func classify(topic string, recs []rawRecord, body bool) *Truth {
+	sort.SliceStable(recs, func(i, j int) bool {
+		if recs[i].partition != recs[j].partition {
+			return recs[i].partition < recs[j].partition
 		}
 		return recs[i].offset < recs[j].offset
 	})
+	tr := &Truth{Streams: map[Stream][]Arrival{}, Ends: map[Stream]int{}}
 	for _, x := range recs {
 		tr.Records++
-		// The first header named kmt: "producer/run;seq;ts", and
-		// ";kmt:end" after that on an end marker.
 		var fields []string
-		for _, kv := range x.r.Headers {
-			if kv.Key == "kmt" {
-				fields = strings.Split(string(kv.Value), ";")
-				break
+		end := false
+		if body {
+			// "producer/run;seq;ts;payload", the payload "kmt:end" on an
+			// end marker.
+			fields = strings.SplitN(x.value, ";", 4)
+			if len(fields) != 4 {
+				tr.Foreign++
+				continue
 			}
+			end = fields[3] == "kmt:end"
+		} else {
+			// The first header named kmt: "producer/run;seq;ts", and
+			// ";kmt:end" after that on an end marker.
+			for _, kv := range x.headers {
+				if kv[0] == "kmt" {
+					fields = strings.Split(kv[1], ";")
+					break
+				}
+			}
+			if len(fields) < 3 || len(fields) > 4 || (len(fields) == 4 && fields[3] != "kmt:end") {
+				tr.Foreign++
+				continue
+			}
+			end = len(fields) == 4
 		}
-		key, errK := strconv.Atoi(string(x.r.Key))
-		if errK != nil || key < 0 || len(fields) < 3 || len(fields) > 4 || (len(fields) == 4 && fields[3] != "kmt:end") {
+		key, errK := strconv.Atoi(x.key)
+		if errK != nil || key < 0 {
 			tr.Foreign++
 			continue
 		}
@@ -140,7 +184,7 @@ func ReadTopic(t testing.TB, brokers []string, topic string, quiet time.Duration
 			continue
 		}
 		s := Stream{Topic: topic, Producer: producer, Run: run, Key: key}
-		if len(fields) == 4 {
+		if end {
 			tr.Ends[s] = seq
 			continue
 		}
