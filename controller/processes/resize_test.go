@@ -1,14 +1,9 @@
 package processes_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +47,7 @@ const growWorkload = 30 * time.Second
 // CI=true, where it fails.
 func TestResizeReassignsOntoNewBrokers(t *testing.T) {
 	home := kafkatest.KafkaHome(t)
-	kcat := kcatPath(t)
+	kafkatest.Kcat(t) // before any JVM starts: without kcat the test skips (fails under CI=true)
 	sc, err := scenario.Load("../../scenarios/grow-source-cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +80,7 @@ func TestResizeReassignsOntoNewBrokers(t *testing.T) {
 
 	var unique, dups, reordered, missing int
 	for _, topic := range tg.DestinationTopics() {
-		tr := kcatTruth(t, kcat, tg.DestinationAddrs(), topic)
+		tr := kafkatest.ReadTopicKcat(t, tg.DestinationAddrs(), topic)
 		u, d, r, m := tr.Counts()
 		unique, dups, reordered = unique+u, dups+d, reordered+r
 		for _, seqs := range m {
@@ -109,7 +104,7 @@ func TestResizeReassignsOntoNewBrokers(t *testing.T) {
 	// destination's come from.
 	var srcDups, srcMissing int
 	for _, topic := range tg.Topics() {
-		_, d, _, m := kcatTruth(t, kcat, tg.SourceAddrs(), topic).Counts()
+		_, d, _, m := kafkatest.ReadTopicKcat(t, tg.SourceAddrs(), topic).Counts()
 		srcDups += d
 		for _, seqs := range m {
 			srcMissing += len(seqs)
@@ -186,20 +181,6 @@ func checkVerdict(t *testing.T, sc *scenario.Scenario, res *results.Results) {
 	default:
 		t.Errorf("verdict %s, the file declares %s (warnings %q)", res.Verdict, sc.Verdict, w)
 	}
-}
-
-// kcatPath returns kcat's path; without it the test is skipped, or fails
-// under CI=true.
-func kcatPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("kcat is not installed but CI=true: scripts/test-deps.sh (make test-deps) installs it")
-		}
-		t.Skip("kcat is not installed (make test-deps installs it)")
-	}
-	return path
 }
 
 // metadataClient returns a franz-go client on brokers for metadata
@@ -292,67 +273,4 @@ func placement(cl *kgo.Client, topics []string, brokers []int32, rf int) error {
 		}
 	}
 	return nil
-}
-
-// kcatTruth reads topic from brokers with kcat (partition, offset, key and
-// headers of every record, from the beginning to the end) and classifies
-// the records by kmt's header, parsed here by hand.
-func kcatTruth(t *testing.T, kcat string, brokers []string, topic string) *kafkatest.Truth {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, kcat, "-b", strings.Join(brokers, ","), "-C", "-t", topic,
-		"-o", "beginning", "-e", "-q", "-f", "%p %o %k %h\n")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kcat %s: %v: %s", topic, err, stderr.String())
-	}
-	tr := &kafkatest.Truth{Streams: map[kafkatest.Stream][]kafkatest.Arrival{}, Ends: map[kafkatest.Stream]int{}}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		// "partition offset key name=value,name=value"; kcat prints the
-		// records of each partition in offset order.
-		f := strings.SplitN(sc.Text(), " ", 4)
-		if len(f) < 3 {
-			continue
-		}
-		tr.Records++
-		offset, errO := strconv.ParseInt(f[1], 10, 64)
-		key, errK := strconv.Atoi(f[2])
-		var kmt []string
-		if len(f) == 4 {
-			for h := range strings.SplitSeq(f[3], ",") {
-				if v, ok := strings.CutPrefix(h, "kmt="); ok {
-					kmt = strings.Split(v, ";")
-					break
-				}
-			}
-		}
-		if errO != nil || errK != nil || key < 0 || len(kmt) < 3 || len(kmt) > 4 || (len(kmt) == 4 && kmt[3] != "kmt:end") {
-			tr.Foreign++
-			continue
-		}
-		producer, run, _ := strings.Cut(kmt[0], "/")
-		seq, errS := strconv.Atoi(kmt[1])
-		if errS != nil || seq < 0 || producer == "" || run == "" {
-			tr.Foreign++
-			continue
-		}
-		st := kafkatest.Stream{Topic: topic, Producer: producer, Run: run, Key: key}
-		if len(kmt) == 4 {
-			tr.Ends[st] = seq
-			continue
-		}
-		tr.Streams[st] = append(tr.Streams[st], kafkatest.Arrival{Seq: seq, Offset: offset})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("kcat %s output: %v", topic, err)
-	}
-	if tr.Records == 0 {
-		t.Fatalf("kcat read nothing from %s", topic)
-	}
-	return tr
 }
