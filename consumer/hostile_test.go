@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -25,21 +24,6 @@ import (
 	"github.com/kmtproject/kmt/internal/syncbuf"
 	"github.com/kmtproject/kmt/producer"
 )
-
-// requireKcat returns the path of kcat. Without it the test fails in CI
-// (scripts/test-deps.sh installs it) and is skipped, loudly, elsewhere.
-func requireKcat(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("kcat")
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("kcat is not installed but CI=true: scripts/test-deps.sh (make test-deps) installs it")
-	}
-	t.Skip("SKIPPED: kcat is not installed (Debian package kcat; `make test-deps` installs it); the foreign-record flood test did not run")
-	return ""
-}
 
 // hostileCluster starts a one-broker cluster with topic of 3 partitions.
 func hostileCluster(t *testing.T, topic string) (*embedded.Cluster, kafkaconf.Conn) {
@@ -106,7 +90,7 @@ func heapAfterGC() uint64 {
 // ledger keeps nothing per foreign record: what it retains after the flood
 // is a few hundred kilobytes at most.
 func TestForeignFlood(t *testing.T) {
-	kcat := requireKcat(t)
+	kcat := kafkatest.Kcat(t)
 	const topic = "flood"
 	c, conn := hostileCluster(t, topic)
 	ledger := consumer.NewLedger(nil, consumer.WithLossGrace(5*time.Second))

@@ -71,27 +71,32 @@ func TestCleanRunPasses(t *testing.T) {
 	sc := workload(t, "workload: {rate: 400, duration: 4s, loss_grace: 5s, topics: 2}\n")
 	res, tg := run(t, sc, nil)
 	s := res.Summary
-	if !passOrStarved(res) || s.Lost != 0 || s.Duplicated != 0 || s.Reordered != 0 || s.Foreign != 0 {
+	// Duplicates only as the destination holds them (read back below): on
+	// a loaded machine a missed heartbeat rebalances the at-least-once
+	// mirror, which then replays what it had not committed.
+	if !passOrStarved(res) || s.Lost != 0 || s.Reordered != 0 || s.Foreign != 0 {
 		t.Fatalf("clean run: verdict %s summary %+v", res.Verdict, s)
 	}
 	if s.Produced == 0 || s.Produced != s.Acked || s.Received != s.Produced {
 		t.Fatalf("produced %d acked %d received %d", s.Produced, s.Acked, s.Received)
 	}
 	// Ground truth: read both destination topics back with another client.
-	var unique int
+	var unique, duplicates int
 	for _, topic := range tg.Topics() {
 		tr := kafkatest.ReadTopic(t, tg.DestinationAddrs(), topic, time.Second)
 		u, dups, reo, missing := tr.Counts()
-		if dups != 0 || reo != 0 || len(missing) != 0 || tr.Foreign != 0 {
-			t.Errorf("%s read back: dups %d reordered %d missing %v foreign %d", topic, dups, reo, missing, tr.Foreign)
+		duplicates += dups
+		if reo != 0 || len(missing) != 0 || tr.Foreign != 0 {
+			t.Errorf("%s read back: reordered %d missing %v foreign %d", topic, reo, missing, tr.Foreign)
 		}
 		if len(tr.Ends) != 6 {
 			t.Errorf("%s: %d end markers, want 6 (one per key)", topic, len(tr.Ends))
 		}
 		unique += u
 	}
-	if uint64(unique) != s.Received {
-		t.Errorf("destination holds %d unique messages, summary says %d received", unique, s.Received)
+	if uint64(unique) != s.Received || uint64(duplicates) != s.Duplicated {
+		t.Errorf("destination holds %d unique messages and %d duplicates, summary says %d received and %d duplicated",
+			unique, duplicates, s.Received, s.Duplicated)
 	}
 	if s.LatencyMs.P50 <= 0 || s.LatencyMs.P99 < s.LatencyMs.P50 || s.LatencyMs.Max < s.LatencyMs.P999 {
 		t.Errorf("latency %+v", s.LatencyMs)

@@ -331,14 +331,18 @@ func (tp *topology) ResizeCluster(ctx context.Context, c controller.Cluster, n i
 // workloadTopic matches the workload's topics on either cluster.
 var workloadTopic = regexp.MustCompile(`^(source\.)?kmt-`)
 
-// reassign spreads the replicas of every workload topic of cluster over
-// its running brokers, round robin, keeping each partition's replication
-// factor, waits until the reassignments finished, then elects each
-// partition's preferred leader (the first replica of the plan, so the
-// leaderships are spread round robin too).
+// reassign spreads the replicas and preferred leaderships of every
+// workload topic of cluster over its running brokers, moving as few as the
+// balance needs (Balance: a broker joining a cluster of three takes a
+// quarter of the replicas and leaderships, nothing else moves), waits
+// until the reassignments finished, then elects each partition's
+// preferred leader (the first replica of the plan).
 func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafkaproc.Cluster) error {
-	brokers := cl.Running()
-	sort.Ints(brokers)
+	var brokers []int32
+	for _, id := range cl.Running() {
+		brokers = append(brokers, int32(id))
+	}
+	slices.Sort(brokers)
 	return workload.Admin(ctx, tp.Conn(c, "kmt-admin"), func(a sarama.ClusterAdmin) error {
 		topics, err := a.ListTopics()
 		if err != nil {
@@ -355,23 +359,33 @@ func (tp *topology) reassign(ctx context.Context, c controller.Cluster, cl *kafk
 		if err != nil {
 			return fmt.Errorf("processes: reassign on %s: %w", c, err)
 		}
-		shift := 0
+		cur, leaders := Placement{}, map[string][]int32{}
 		for _, t := range md {
-			plan := make([][]int32, len(t.Partitions))
+			if !errors.Is(t.Err, sarama.ErrNoError) {
+				return fmt.Errorf("processes: reassign %s on %s: %w", t.Name, c, t.Err)
+			}
+			cur[t.Name] = make([][]int32, len(t.Partitions))
+			leaders[t.Name] = make([]int32, len(t.Partitions))
 			for _, p := range t.Partitions {
-				rf := min(len(p.Replicas), len(brokers))
-				var rs []int32
-				for k := range rf {
-					rs = append(rs, int32(brokers[(int(p.ID)+shift+k)%len(brokers)]))
+				if int(p.ID) >= len(t.Partitions) {
+					return fmt.Errorf("processes: reassign %s on %s: partition %d of %d", t.Name, c, p.ID, len(t.Partitions))
 				}
-				plan[p.ID] = rs
+				cur[t.Name][p.ID] = p.Replicas
+				leaders[t.Name][p.ID] = p.Leader
 			}
-			shift++
-			if err := a.AlterPartitionReassignments(t.Name, plan); err != nil {
-				return fmt.Errorf("processes: reassign %s on %s: %w", t.Name, c, err)
-			}
-			slog.Info("partitions reassigned", "cluster", c, "topic", t.Name, "brokers", brokers)
 		}
+		plan := Balance(cur, leaders, brokers)
+		moved, elected := Moves(cur, leaders, plan)
+		for _, name := range names {
+			if slices.EqualFunc(plan[name], cur[name], slices.Equal) {
+				continue // neither a replica nor a preferred leader changes
+			}
+			if err := a.AlterPartitionReassignments(name, plan[name]); err != nil {
+				return fmt.Errorf("processes: reassign %s on %s: %w", name, c, err)
+			}
+		}
+		slog.Info("partitions reassigned", "cluster", c, "topics", names, "brokers", brokers,
+			"replicas_moved", moved, "leaderships_to_move", elected)
 		parts := map[string][]int32{}
 		for _, t := range md {
 			for _, p := range t.Partitions {
