@@ -147,7 +147,9 @@ func New(ctx context.Context, w scenario.Workload, cfg Config) (_ *Target, err e
 			topo.Shutdown()
 		}
 	}()
-	base := kafkaproc.Config{Home: home, Dir: topo.dir, Keep: true, Brokers: w.Brokers}
+	// Each cluster removes its own folder when the run directory goes too,
+	// and otherwise keeps it (and says so).
+	base := kafkaproc.Config{Home: home, Dir: topo.dir, Keep: topo.remove == "", Brokers: w.Brokers}
 	srcCfg, dstCfg := base, base
 	srcCfg.Name, dstCfg.Name = "source", "destination"
 	srcCfg.BrokerProperties = w.SourceBrokerConfig
