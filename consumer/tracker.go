@@ -102,7 +102,8 @@ type trackerExtra struct {
 	// elsewhere holds the sequences resolved by Resume: this process did not
 	// read the offsets they may have been at. A subset of [base, next).
 	elsewhere seqrange.Set
-	// below holds sequences seen below the adoption baseline.
+	// below holds sequences seen below the adoption baseline, and those
+	// resolved elsewhere that arrived after all (see Below).
 	below seqrange.Set
 
 	dup, reordered, late, gapsOpened uint64
@@ -180,6 +181,7 @@ func (t *Tracker) arriveSlow(seq uint64, now int64) Result {
 		}
 		if x.elsewhere.Contains(seq) {
 			x.elsewhere = x.elsewhere.Minus(seqrange.Of(seqrange.Range{Lo: seq, Hi: seq + 1}))
+			x.below.Add(seq) // counted reordered here; see Below
 			x.reordered++
 			return Reordered
 		}
@@ -214,6 +216,7 @@ func (t *Tracker) arriveSlow(seq uint64, now int64) Result {
 		}
 		if x.elsewhere.Contains(seq) {
 			x.elsewhere = x.elsewhere.Minus(seqrange.Of(seqrange.Range{Lo: seq, Hi: seq + 1}))
+			x.below.Add(seq) // counted reordered here; see Below
 			x.reordered++
 			return Reordered
 		}
@@ -527,8 +530,13 @@ func (t *Tracker) Baseline() (uint64, bool) { return t.base, t.adopted }
 // before any arrival).
 func (t *Tracker) Arrivals() (first, last int64) { return t.first, t.last }
 
-// Below returns the sequences that arrived below the adoption baseline
-// (each counted reordered, or duplicate when it came again).
+// Below returns the sequences this process counted reordered because it
+// did not expect them from its own reading: those that arrived below the
+// adoption baseline (a duplicate when one came again) and those a resumed
+// stream had resolved elsewhere (see ResolveElsewhere). Where another
+// consumer process read the same sequence, the union of the processes'
+// accounting makes such an arrival a re-read or a duplicate, not a reorder
+// (the fleet reconciliation corrects it so).
 func (t *Tracker) Below() seqrange.Set {
 	if t.x == nil {
 		return seqrange.Set{}

@@ -223,6 +223,9 @@ func TestTrackerEndLeadingGap(t *testing.T) {
 	}
 	checkState(t, &tr, wantState{seen: "5,10-11,13-14", lost: "12,15", declared: "12,14-15", elsewhere: "0-4,6-9",
 		counts: Counts{Gaps: 2, EndMarkers: 1, Late: 1, Reordered: 1}})
+	if got := tr.Below().String(); got != "5" {
+		t.Errorf("below %q, want 5 (resolved elsewhere, then arrived here)", got)
+	}
 }
 
 func TestTrackerAdopted(t *testing.T) {
@@ -232,6 +235,9 @@ func TestTrackerAdopted(t *testing.T) {
 		t.Fatalf("results %s", got)
 	}
 	checkState(t, &tr, wantState{seen: "50,100-103", counts: Counts{Gaps: 1, Reordered: 2, Duplicates: 1}})
+	if got := tr.Below().String(); got != "50" {
+		t.Errorf("below %q, want 50", got)
+	}
 	if b, ok := tr.Baseline(); b != 100 || !ok {
 		t.Fatalf("baseline %d %v", b, ok)
 	}

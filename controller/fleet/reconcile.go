@@ -307,9 +307,10 @@ func Reconcile(ctx context.Context, cfg Config) (*Result, error) {
 		sort.Slice(ids, func(i, j int) bool { return ids[i].Less(ids[j]) })
 		for _, id := range ids {
 			a := streams[id]
-			// A sequence that arrived below a process's adopted baseline
-			// was counted reordered there; if another process saw it, in
-			// the union it is a re-read or a duplicate, not a reorder.
+			// A sequence that arrived below a process's adopted baseline,
+			// or that its resumed stream had resolved elsewhere, was
+			// counted reordered there (Below); if another process saw it,
+			// in the union it is a re-read or a duplicate, not a reorder.
 			for i := range a.below {
 				if a.below[i].Empty() {
 					continue
