@@ -34,6 +34,15 @@ func fastSessions(c *sarama.Config) {
 	c.Consumer.Group.Heartbeat.Interval = 300 * time.Millisecond
 }
 
+// steadySessions keeps fastSessions' quick heartbeats (rebalances start at
+// once) with a session that survives seconds of CPU starvation: a test of
+// graceful rebalances that kills nothing must not see a member expire on
+// a loaded machine (its uncommitted offsets would be read again).
+func steadySessions(c *sarama.Config) {
+	c.Consumer.Group.Session.Timeout = 15 * time.Second
+	c.Consumer.Group.Heartbeat.Interval = 300 * time.Millisecond
+}
+
 // runTimeline runs sc on a fresh target while timeline acts on it; at is
 // the time since the producers started, for the timeline to wait on.
 func runTimeline(t *testing.T, sc *scenario.Scenario, timeline func(tg *local.Target, at func(time.Duration)), opts ...local.Option) (*results.Results, *local.Target) {
@@ -165,7 +174,7 @@ func TestConsumersScaledUpAndDown(t *testing.T) {
 		if err := tg.ScaleConsumers(1); err != nil {
 			t.Error(err)
 		}
-	}, local.MirrorFaults(churnDrop), local.ConsumerTune(fastSessions))
+	}, local.MirrorFaults(churnDrop), local.ConsumerTune(steadySessions))
 	s := res.Summary
 	c := tg.Ledger().Counters()
 	t.Logf("summary %+v; re-reads %d", s, c.Rereads)
